@@ -1,0 +1,141 @@
+//! The `scaivault` command-line client: `config`, `auth` and `secrets` commands.
+//!
+//! Exit codes: 0 ok, 1 general, 2 auth, 3 authz, 4 not found, 5 validation
+//! (see [`http::exit_code_for_status`], the one place that maps responses to codes).
+
+mod auth;
+mod config;
+mod config_cmd;
+pub mod http;
+mod output;
+mod secrets;
+
+use std::fmt;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use self::http::ApiError;
+
+/// A string that never shows up in `Debug` output (tokens).
+#[derive(Clone)]
+pub struct Sensitive(pub String);
+
+impl From<String> for Sensitive {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+// Options shared by every client command. (A plain comment: a doc comment here would become the
+// `about` text of the command that flattens this struct.)
+#[derive(Args, Debug, Clone, Default)]
+pub struct GlobalOpts {
+    /// Print machine-readable JSON instead of tables
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Server base URL (overrides $SCAIVAULT_URL and the config file)
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Show and change the client configuration (~/.scaivault/config.json)
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Log in, inspect and forget the stored token
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Read, write, list and delete secrets
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Set a config key (base_url, tenant_id, partner_id); an empty value removes it
+    Set {
+        /// base_url, tenant_id or partner_id
+        key: String,
+        value: String,
+    },
+    /// Print the effective value of a key (environment overrides the file)
+    Get {
+        /// base_url, tenant_id or partner_id
+        key: String,
+    },
+    /// Show the effective configuration and where each value comes from
+    Show,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthCommand {
+    /// Verify a token with the server and store it in the config file
+    Login {
+        /// Bearer token; read from stdin when omitted
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<Sensitive>,
+    },
+    /// Show the identity behind the current token
+    Whoami,
+    /// Remove the stored token from the config file
+    Logout,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCommand {
+    /// Read a secret's value
+    Read(Box<secrets::ReadArgs>),
+    /// Write a new version of a secret
+    Write(Box<secrets::WriteArgs>),
+    /// List secrets
+    List(Box<secrets::ListArgs>),
+    /// Show a secret's metadata (no value)
+    Metadata(secrets::PathArg),
+    /// Delete a secret (soft by default), or one version of it
+    Delete(Box<secrets::DeleteArgs>),
+    /// Restore a soft-deleted secret or version
+    Restore(Box<secrets::RestoreArgs>),
+    /// List a secret's versions and history
+    Versions(secrets::PathArg),
+    /// List secrets that expire within a number of days
+    Expiring(Box<secrets::ExpiringArgs>),
+}
+
+/// Runs one client command and returns the process exit code. Errors are printed as
+/// `error: <code>: <message> (request <request_id>)` on stderr.
+pub async fn run(cmd: ClientCommand, global: GlobalOpts) -> ExitCode {
+    match dispatch(cmd, &global).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e);
+            ExitCode::from(e.exit)
+        }
+    }
+}
+
+async fn dispatch(cmd: ClientCommand, global: &GlobalOpts) -> Result<(), ApiError> {
+    match cmd {
+        ClientCommand::Config(c) => config_cmd::run(c, global),
+        ClientCommand::Auth(c) => auth::run(c, global).await,
+        ClientCommand::Secrets(c) => secrets::run(c, global).await,
+    }
+}
+
+fn report(e: &ApiError) {
+    let mut msg = format!("error: {e}\n");
+    for line in e.field_errors() {
+        msg.push_str("  ");
+        msg.push_str(&output::cell(&line));
+        msg.push('\n');
+    }
+    eprint!("{msg}");
+}

@@ -1,0 +1,341 @@
+//! `POST /v1/secrets/batch` and `POST /v1/secrets/batch/metadata`: many paths in one request, each
+//! authorised and audited on its own, fetched from the store in one query. Also routes the POST
+//! sub-resources of single secrets (`…/restore`).
+
+use super::ctx::{AuditItem, Ctx};
+use super::error::ApiResult;
+use super::extract::JsonObject;
+use super::secrets::{decrypt, readable_version, restore};
+use super::view;
+use crate::authz::Permission;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use scaivault_core::path::{self as spath, Pattern};
+use scaivault_core::time_fmt::now_micros;
+use scaivault_core::{Error, ErrorCode, FieldError};
+use scaivault_store::{day_of, ListQuery};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+pub const MAX_BATCH_PATHS: usize = 100;
+const MAX_EXPANSION: usize = 1000;
+
+pub async fn post_any(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(rest): Path<String>,
+    body: JsonObject,
+) -> ApiResult<Response> {
+    match rest.as_str() {
+        "batch" => batch_read(&state, &ctx, body.require()?).await,
+        "batch/metadata" => batch_metadata(&state, &ctx, body.require()?).await,
+        _ => match rest.strip_suffix("/restore") {
+            Some(path) => restore(&state, &ctx, path, body).await,
+            None => Err(Error::new(
+                ErrorCode::NotFound,
+                "No such endpoint: POST /v1/secrets/{path} takes /restore",
+            )
+            .into()),
+        },
+    }
+}
+
+fn fe(field: &str, message: &str) -> FieldError {
+    FieldError {
+        field: field.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// The `paths` array: 1–100 strings, duplicates dropped, order kept.
+fn parse_paths(body: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Vec<String> {
+    let Some(Value::Array(items)) = body.get("paths") else {
+        errors.push(fe("paths", "is required: an array of 1 to 100 paths"));
+        return vec![];
+    };
+    if items.is_empty() || items.len() > MAX_BATCH_PATHS {
+        errors.push(fe("paths", "must hold 1 to 100 paths"));
+        return vec![];
+    }
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for (i, p) in items.iter().enumerate() {
+        match p.as_str() {
+            Some(s) if !out.iter().any(|o| o == s) => out.push(s.to_owned()),
+            Some(_) => {}
+            None => errors.push(fe(&format!("paths[{i}]"), "must be a string")),
+        }
+    }
+    out
+}
+
+fn error_json(e: &Error) -> Value {
+    json!({ "code": e.code.as_str(), "message": e.message })
+}
+
+fn item(action: &'static str, path: &str, err: Option<&Error>) -> AuditItem {
+    AuditItem {
+        action,
+        path: path.chars().take(600).collect(),
+        error: err.map(|e| (e.code.as_str(), i32::from(e.code.status()))),
+    }
+}
+
+async fn batch_read(state: &AppState, ctx: &Ctx, body: Map<String, Value>) -> ApiResult<Response> {
+    ctx.audit("read", None);
+    ctx.audit_extra("batch", json!(true));
+    ctx.principal.require_scope(Permission::Read.scope())?;
+    let mut errors = Vec::new();
+    for k in body.keys() {
+        if !matches!(k.as_str(), "paths" | "options") {
+            errors.push(fe(k, "unknown field; expected paths, options"));
+        }
+    }
+    let paths = parse_paths(&body, &mut errors);
+    let (mut include_metadata, mut fail_fast, mut version) = (false, false, None);
+    match body.get("options") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(o)) => {
+            for (k, v) in o {
+                match (k.as_str(), v) {
+                    ("include_metadata", Value::Bool(b)) => include_metadata = *b,
+                    ("fail_fast", Value::Bool(b)) => fail_fast = *b,
+                    ("version", Value::Null) => {}
+                    ("version", v) => match v.as_i64() {
+                        Some(n) if n >= 1 => version = Some(n),
+                        _ => errors.push(fe("options.version", "must be a positive integer")),
+                    },
+                    ("include_metadata" | "fail_fast", _) => {
+                        errors.push(fe(&format!("options.{k}"), "must be a boolean"))
+                    }
+                    (other, _) => errors.push(fe(&format!("options.{other}"), "unknown option")),
+                }
+            }
+        }
+        Some(_) => errors.push(fe("options", "must be an object")),
+    }
+    if !errors.is_empty() {
+        return Err(Error::validation(errors).into());
+    }
+
+    let tenant = &ctx.principal.tenant_id;
+    // Authorise every path first; only permitted ones are fetched.
+    let mut outcome: Vec<(String, Result<(), Error>)> = Vec::with_capacity(paths.len());
+    for p in &paths {
+        let r = spath::validate(p)
+            .and_then(|()| state.authz.check(&ctx.principal, Permission::Read, p));
+        if fail_fast {
+            if let Err(e) = r {
+                ctx.audit_item(item("read", p, Some(&e)));
+                return Err(e.with_details(json!({ "path": p })).into());
+            }
+        }
+        outcome.push((p.clone(), r));
+    }
+    let wanted: Vec<String> = outcome
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(p, _)| p.clone())
+        .collect();
+    let rows = state
+        .store
+        .get_secret_values(tenant, &wanted, version)
+        .await?;
+    let mut by_path: HashMap<
+        &str,
+        &(
+            scaivault_store::SecretRow,
+            Option<scaivault_store::VersionRow>,
+        ),
+    > = rows.iter().map(|r| (r.0.path.as_str(), r)).collect();
+    let (counts, access) = if include_metadata {
+        let counts: HashMap<String, i64> = state
+            .store
+            .version_counts(tenant, &wanted)
+            .await?
+            .into_iter()
+            .collect();
+        let access = state
+            .store
+            .access_stats(tenant, &wanted, day_of(now_micros()) - 29)
+            .await?;
+        (counts, access)
+    } else {
+        (HashMap::new(), vec![])
+    };
+    let now = now_micros();
+    let mut secrets = Map::new();
+    let mut errs = Map::new();
+    for (p, auth) in outcome {
+        let result = match auth {
+            Err(e) => Err(e),
+            Ok(()) => match by_path.remove(p.as_str()) {
+                None => Err(Error::secret_not_found(&p)),
+                Some(found) => readable_version(&p, found, version, now).map(|v| (found, v)),
+            },
+        };
+        match result {
+            Ok((found, v)) => {
+                let data = decrypt(state, tenant, &p, v).await?;
+                let mut entry = json!({ "data": data, "version": v.version, "secret_type": found.0.secret_type });
+                if include_metadata {
+                    let a = access.iter().find(|a| a.path == p);
+                    entry["metadata"] =
+                        view::metadata_view(&found.0, counts.get(&p).copied().unwrap_or(0), a);
+                }
+                ctx.audit_item(item("read", &p, None));
+                secrets.insert(p, entry);
+            }
+            Err(e) => {
+                ctx.audit_item(item("read", &p, Some(&e)));
+                if fail_fast {
+                    return Err(e.with_details(json!({ "path": p })).into());
+                }
+                errs.insert(p, error_json(&e));
+            }
+        }
+    }
+    let (retrieved, failed) = (secrets.len(), errs.len());
+    Ok(Json(
+        json!({ "secrets": secrets, "errors": errs, "retrieved": retrieved, "failed": failed }),
+    )
+    .into_response())
+}
+
+async fn batch_metadata(
+    state: &AppState,
+    ctx: &Ctx,
+    body: Map<String, Value>,
+) -> ApiResult<Response> {
+    ctx.audit("read_metadata", None);
+    ctx.audit_extra("batch", json!(true));
+    ctx.principal.require_scope(Permission::List.scope())?;
+    let mut errors = Vec::new();
+    for k in body.keys() {
+        if !matches!(k.as_str(), "paths" | "expand_wildcards") {
+            errors.push(fe(k, "unknown field; expected paths, expand_wildcards"));
+        }
+    }
+    let patterns = parse_paths(&body, &mut errors);
+    let expand = match body.get("expand_wildcards") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errors.push(fe("expand_wildcards", "must be a boolean"));
+            false
+        }
+    };
+    if !errors.is_empty() {
+        return Err(Error::validation(errors).into());
+    }
+    let tenant = &ctx.principal.tenant_id;
+    let mut errs = Map::new();
+    let mut rows = Vec::new();
+    for p in &patterns {
+        let parsed = match Pattern::parse(p) {
+            Ok(parsed) if parsed.has_wildcard() && !expand => Err(Error::invalid_path(
+                p,
+                "wildcards need \"expand_wildcards\": true",
+            )),
+            Ok(parsed) => Ok(parsed),
+            Err(e) => Err(e),
+        };
+        let parsed = match parsed {
+            Ok(x) => x,
+            Err(e) => {
+                ctx.audit_item(item("read_metadata", p, Some(&e)));
+                errs.insert(p.clone(), error_json(&e));
+                continue;
+            }
+        };
+        if !parsed.has_wildcard() {
+            if let Err(e) = spath::validate(p)
+                .and_then(|()| state.authz.check(&ctx.principal, Permission::List, p))
+            {
+                ctx.audit_item(item("read_metadata", p, Some(&e)));
+                errs.insert(p.clone(), error_json(&e));
+                continue;
+            }
+            match state.store.get_secret(tenant, p).await? {
+                Some(s) if s.deleted_at.is_none() => rows.push(s),
+                _ => {
+                    let e = Error::secret_not_found(p);
+                    ctx.audit_item(item("read_metadata", p, Some(&e)));
+                    errs.insert(p.clone(), error_json(&e));
+                }
+            }
+            continue;
+        }
+        // Expand: scan the literal prefix in pages, keep matches the caller may list.
+        let prefix = parsed.literal_prefix();
+        let mut after: Option<String> = None;
+        let mut matched = 0usize;
+        'scan: loop {
+            let page = state
+                .store
+                .list_secrets(&ListQuery {
+                    tenant_id: tenant,
+                    prefix: &prefix,
+                    after: after.as_deref(),
+                    limit: 1000,
+                    expiring_before: None,
+                    include_deleted: false,
+                })
+                .await?;
+            let done = page.len() < 1000;
+            after = page.last().map(|s| s.path.clone());
+            for s in page {
+                if parsed.matches(&s.path)
+                    && state
+                        .authz
+                        .check(&ctx.principal, Permission::List, &s.path)
+                        .is_ok()
+                {
+                    rows.push(s);
+                    matched += 1;
+                    if matched >= MAX_EXPANSION {
+                        break 'scan;
+                    }
+                }
+            }
+            if done {
+                break;
+            }
+        }
+    }
+    rows.sort_by(|a, b| a.path.cmp(&b.path));
+    rows.dedup_by(|a, b| a.path == b.path);
+    let paths: Vec<String> = rows.iter().map(|r| r.path.clone()).collect();
+    let counts: HashMap<String, i64> = state
+        .store
+        .version_counts(tenant, &paths)
+        .await?
+        .into_iter()
+        .collect();
+    let mut metadata = Map::new();
+    for s in &rows {
+        ctx.audit_item(item("read_metadata", &s.path, None));
+        let m = view::metadata_of(s);
+        metadata.insert(
+            s.path.clone(),
+            json!({
+                "version": s.current_version,
+                "version_count": counts.get(&s.path).copied().unwrap_or(0),
+                "updated_at": scaivault_core::time_fmt::rfc3339(s.updated_at),
+                "created_at": scaivault_core::time_fmt::rfc3339(s.created_at),
+                "expires_at": scaivault_core::time_fmt::opt_rfc3339(s.expires_at),
+                "secret_type": s.secret_type,
+                "tags": m.tags,
+                "description": m.description,
+                "owner": m.owner,
+                "rotation_policy_id": s.rotation_policy_id,
+            }),
+        );
+    }
+    let (retrieved, failed) = (metadata.len(), errs.len());
+    Ok(Json(
+        json!({ "metadata": metadata, "errors": errs, "retrieved": retrieved, "failed": failed }),
+    )
+    .into_response())
+}

@@ -1,0 +1,36 @@
+//! Authorisation: every handler asks [`Authorizer::check`] before touching a path. Today the decision is
+//! the token's scopes (each permission needs its `secrets:*` scope). The policy engine plugs in here:
+//! decision = scopes ∩ policies, deny by default.
+
+use crate::auth::Principal;
+use scaivault_core::{scope, Error};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    Read,
+    Write,
+    Delete,
+    List,
+    Rotate,
+}
+
+impl Permission {
+    pub fn scope(self) -> &'static str {
+        match self {
+            Permission::Read => scope::SECRETS_READ,
+            Permission::Write => scope::SECRETS_WRITE,
+            Permission::Delete => scope::SECRETS_DELETE,
+            Permission::List => scope::SECRETS_LIST,
+            Permission::Rotate => scope::SECRETS_ROTATE,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Authorizer;
+
+impl Authorizer {
+    pub fn check(&self, principal: &Principal, perm: Permission, _path: &str) -> Result<(), Error> {
+        principal.require_scope(perm.scope())
+    }
+}

@@ -1,0 +1,49 @@
+//! Resolved server settings (the CLI parses flags and environment into this).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Clone)]
+pub struct Settings {
+    pub dev: bool,
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub base_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub root_key_file: PathBuf,
+    /// Create the root key file when it is missing and the database is new.
+    pub create_root_key: bool,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub dev_root_token: Option<String>,
+    pub max_body_bytes: usize,
+    pub soft_delete_retention_secs: i64,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The database URL may carry a password and the dev token is a credential: never print them.
+        f.debug_struct("Settings")
+            .field("dev", &self.dev)
+            .field("bind", &self.bind)
+            .field(
+                "database",
+                &self.database_url.split(':').next().unwrap_or(""),
+            )
+            .field("base_url", &self.base_url)
+            .field("data_dir", &self.data_dir)
+            .field("root_key_file", &self.root_key_file)
+            .field("tls", &self.tls.is_some())
+            .field(
+                "dev_root_token",
+                &self.dev_root_token.as_ref().map(|_| "***"),
+            )
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}

@@ -1,0 +1,28 @@
+use crate::auth::Authenticator;
+use crate::authz::Authorizer;
+use crate::config::Settings;
+use crate::keys::KeyRing;
+use scaivault_store::{Committer, DynStore};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything a handler needs, shared by reference; no globals.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    pub store: DynStore,
+    pub committer: Committer,
+    pub keys: KeyRing,
+    pub auth: Authenticator,
+    pub authz: Authorizer,
+    pub started: Instant,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,105 @@
+//! Persistence for ScaiVault: the [`Store`] trait, its SQLite and PostgreSQL implementations (one
+//! body of SQL shared by both through `impl_store!`), embedded migrations, and the group-commit
+//! [`Committer`] that makes many requests' writes and audit entries durable in one transaction.
+//! Every query filters on `tenant_id`. No HTTP and no crypto decisions live here: values arrive sealed.
+
+mod committer;
+mod model;
+mod ops;
+mod sql;
+
+pub use committer::Committer;
+pub use model::*;
+pub use ops::{OpError, OpOutcome, PutSecret, UpdateMetadata, WriteOp};
+
+use async_trait::async_trait;
+use scaivault_core::audit::AuditEntry;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("{0}")]
+    Config(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Reads go straight to a connection pool; every mutation goes through [`Store::apply`], which runs a
+/// batch of operations in one transaction (each in its own savepoint) and commits once.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> &'static str;
+    /// (pool size, idle connections)
+    fn pool_stats(&self) -> (u32, u32);
+    async fn ping(&self) -> Result<()>;
+    async fn close(&self);
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>>;
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+
+    async fn insert_partner(&self, p: &PartnerRow) -> Result<()>;
+    async fn get_partner(&self, id: &str) -> Result<Option<PartnerRow>>;
+    async fn insert_tenant(&self, t: &TenantRow) -> Result<()>;
+    async fn get_tenant(&self, id: &str) -> Result<Option<TenantRow>>;
+    async fn insert_identity(&self, i: &IdentityRow) -> Result<()>;
+    async fn get_identity(&self, tenant_id: &str, id: &str) -> Result<Option<IdentityRow>>;
+    async fn insert_token(&self, t: &TokenRow) -> Result<()>;
+    async fn token_by_hash(&self, hash: &[u8]) -> Result<Option<TokenRow>>;
+
+    async fn get_secret(&self, tenant_id: &str, path: &str) -> Result<Option<SecretRow>>;
+    /// The secret and one version's sealed value: `version` or, when `None`, the newest active version.
+    async fn get_secret_value(
+        &self,
+        tenant_id: &str,
+        path: &str,
+        version: Option<i64>,
+    ) -> Result<Option<(SecretRow, Option<VersionRow>)>>;
+    /// [`Store::get_secret_value`] for many paths in one query (batch reads); missing paths are absent.
+    async fn get_secret_values(
+        &self,
+        tenant_id: &str,
+        paths: &[String],
+        version: Option<i64>,
+    ) -> Result<Vec<(SecretRow, Option<VersionRow>)>>;
+    async fn list_versions(&self, tenant_id: &str, path: &str) -> Result<Vec<VersionRow>>;
+    async fn history(&self, tenant_id: &str, path: &str) -> Result<Vec<HistoryRow>>;
+    async fn list_secrets(&self, q: &ListQuery<'_>) -> Result<Vec<SecretRow>>;
+    async fn version_counts(&self, tenant_id: &str, paths: &[String])
+        -> Result<Vec<(String, i64)>>;
+    /// (path, last_accessed_at, reads since `since_day`) for the given paths.
+    async fn access_stats(
+        &self,
+        tenant_id: &str,
+        paths: &[String],
+        since_day: i64,
+    ) -> Result<Vec<AccessStats>>;
+
+    async fn audit_count(&self, tenant_id: &str) -> Result<i64>;
+    async fn audit_tail(&self, tenant_id: &str, limit: i64) -> Result<Vec<AuditEntry>>;
+
+    async fn apply(
+        &self,
+        ops: Vec<WriteOp>,
+    ) -> Result<Vec<std::result::Result<OpOutcome, OpError>>>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store named by a URL: `sqlite:PATH` / `sqlite://PATH` or `postgres://…`, running migrations.
+pub async fn connect(url: &str) -> Result<DynStore> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(sql::PgStore::connect(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(sql::SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::Config(
+            "DATABASE_URL must start with sqlite: or postgres://".to_owned(),
+        ))
+    }
+}

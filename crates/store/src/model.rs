@@ -1,0 +1,116 @@
+//! Rows as stored. Times are microseconds since the Unix epoch.
+
+use scaivault_crypto::SealedValue;
+
+#[derive(Debug, Clone)]
+pub struct PartnerRow {
+    pub id: String,
+    pub name: String,
+    pub wrapped_key: Vec<u8>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantRow {
+    pub id: String,
+    pub partner_id: String,
+    pub name: String,
+    pub wrapped_key: Option<Vec<u8>>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityRow {
+    pub tenant_id: String,
+    pub id: String,
+    pub identity_type: String,
+    pub display_name: Option<String>,
+    /// JSON arrays of strings.
+    pub roles: String,
+    pub groups: String,
+    pub scopes: String,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: String,
+    pub token_hash: Vec<u8>,
+    pub tenant_id: String,
+    pub identity_id: String,
+    pub name: Option<String>,
+    pub scopes: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub created_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretRow {
+    pub tenant_id: String,
+    pub path: String,
+    pub secret_type: String,
+    pub current_version: i64,
+    pub max_versions: i64,
+    /// JSON object (description, tags, owner, custom).
+    pub metadata: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub expires_at: Option<i64>,
+    pub rotation_policy_id: Option<String>,
+    pub secret_policy_id: Option<String>,
+    pub created_by: String,
+    pub updated_by: String,
+    pub deleted_at: Option<i64>,
+    pub deleted_by: Option<String>,
+    pub recoverable_until: Option<i64>,
+    pub restored_at: Option<i64>,
+    pub restored_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionRow {
+    pub version: i64,
+    /// Empty when listed without values.
+    pub sealed: SealedValue,
+    pub created_at: i64,
+    pub created_by: String,
+    pub deleted_at: Option<i64>,
+    pub deleted_by: Option<String>,
+    pub restored_at: Option<i64>,
+    pub restored_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRow {
+    pub seq: i64,
+    pub action: String,
+    pub version: Option<i64>,
+    pub identity_id: String,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessStats {
+    pub path: String,
+    pub last_accessed_at: i64,
+    pub reads: i64,
+}
+
+pub struct ListQuery<'a> {
+    pub tenant_id: &'a str,
+    pub prefix: &'a str,
+    /// Exclusive lower bound (the cursor).
+    pub after: Option<&'a str>,
+    pub limit: i64,
+    /// Only secrets expiring at or before this time (and not yet expired before `now`).
+    pub expiring_before: Option<i64>,
+    pub include_deleted: bool,
+}
+
+/// Day number (UTC) of a timestamp, for the daily access counters.
+pub fn day_of(micros: i64) -> i64 {
+    micros.div_euclid(86_400_000_000)
+}

@@ -1,0 +1,117 @@
+//! Mutations. Each carries the audit entries that must become durable with it, in the same commit.
+
+use crate::model::SecretRow;
+use scaivault_core::audit::AuditEntry;
+use scaivault_crypto::SealedValue;
+
+#[derive(Debug)]
+pub enum WriteOp {
+    Audit(Vec<AuditEntry>),
+    PutSecret(Box<PutSecret>),
+    UpdateMetadata(Box<UpdateMetadata>),
+    DeleteSecret {
+        tenant_id: String,
+        path: String,
+        by: String,
+        now: i64,
+        recoverable_until: i64,
+        audit: Vec<AuditEntry>,
+    },
+    DeleteVersion {
+        tenant_id: String,
+        path: String,
+        version: i64,
+        by: String,
+        now: i64,
+        audit: Vec<AuditEntry>,
+    },
+    HardDelete {
+        tenant_id: String,
+        path: String,
+        audit: Vec<AuditEntry>,
+    },
+    Restore {
+        tenant_id: String,
+        path: String,
+        version: Option<i64>,
+        by: String,
+        now: i64,
+        audit: Vec<AuditEntry>,
+    },
+}
+
+#[derive(Debug)]
+pub struct PutSecret {
+    pub tenant_id: String,
+    pub path: String,
+    /// The current version observed when the value was sealed (0: the secret did not exist). The write
+    /// fails with [`OpError::Conflict`] if another write got in between; the caller re-seals and retries.
+    pub expected_version: i64,
+    pub secret_type: String,
+    /// `None` keeps the stored metadata.
+    pub metadata: Option<String>,
+    pub max_versions: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub rotation_policy_id: Option<String>,
+    pub sealed: SealedValue,
+    pub by: String,
+    pub now: i64,
+    pub audit: Vec<AuditEntry>,
+}
+
+#[derive(Debug)]
+pub struct UpdateMetadata {
+    pub tenant_id: String,
+    pub path: String,
+    pub metadata: String,
+    pub max_versions: Option<i64>,
+    /// `Some(None)` clears the expiry.
+    pub expires_at: Option<Option<i64>>,
+    pub rotation_policy_id: Option<Option<String>>,
+    pub by: String,
+    pub now: i64,
+    pub audit: Vec<AuditEntry>,
+}
+
+impl WriteOp {
+    pub fn audit_entries(&self) -> &[AuditEntry] {
+        match self {
+            WriteOp::Audit(a) => a,
+            WriteOp::PutSecret(p) => &p.audit,
+            WriteOp::UpdateMetadata(u) => &u.audit,
+            WriteOp::DeleteSecret { audit, .. }
+            | WriteOp::DeleteVersion { audit, .. }
+            | WriteOp::HardDelete { audit, .. }
+            | WriteOp::Restore { audit, .. } => audit,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum OpOutcome {
+    Audited,
+    Put {
+        version: i64,
+        created: bool,
+        secret: SecretRow,
+    },
+    Updated(SecretRow),
+    Deleted {
+        version_count: i64,
+    },
+}
+
+/// Why one operation of a batch did not apply; the rest of the batch is unaffected.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("secret not found")]
+    NotFound,
+    #[error("version not found")]
+    VersionNotFound,
+    #[error("version conflict (current {current})")]
+    Conflict { current: i64 },
+    #[error("secret is soft-deleted")]
+    SoftDeleted { recoverable_until: Option<i64> },
+    #[error("store: {0}")]
+    Store(String),
+}

@@ -1,0 +1,988 @@
+//! The SQL of the store, written once and instantiated for SQLite and PostgreSQL by `impl_store!`.
+//! Both dialects take `$N` placeholders, `ON CONFLICT … DO UPDATE` and `RETURNING`; the only
+//! differences are the pool set-up and row locking, passed to the macro.
+
+use crate::model::*;
+use crate::ops::{OpError, OpOutcome, PutSecret, UpdateMetadata, WriteOp};
+use crate::{Result, Store};
+use async_trait::async_trait;
+use scaivault_core::audit::{AuditEntry, GENESIS};
+use scaivault_crypto::SealedValue;
+use sqlx::{Acquire, Row};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+const SECRET_COLS: &str = "tenant_id, path, secret_type, current_version, max_versions, metadata, created_at, \
+    updated_at, expires_at, rotation_policy_id, secret_policy_id, created_by, updated_by, deleted_at, deleted_by, \
+    recoverable_until, restored_at, restored_by";
+const N_SECRET_COLS: usize = 18;
+const VERSION_COLS: &str =
+    "version, wrapped_dek, ciphertext, created_at, created_by, deleted_at, deleted_by, restored_at, restored_by";
+const AUDIT_COLS: &str =
+    "id, tenant_id, ts, action, identity_type, identity_id, secret_path, source_ip, \
+    user_agent, success, status, error_code, duration_ms, request_id, extra_data";
+
+impl OpError {
+    /// The API error code recorded in the audit entry of a failed operation.
+    pub fn code(&self) -> (&'static str, i32) {
+        match self {
+            OpError::NotFound => ("secret_not_found", 404),
+            OpError::VersionNotFound => ("version_not_found", 404),
+            OpError::Conflict { .. } => ("version_conflict", 409),
+            OpError::SoftDeleted { .. } => ("secret_exists", 409),
+            OpError::Store(_) => ("internal_error", 500),
+        }
+    }
+}
+
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+macro_rules! impl_store {
+    ($name:ident, $db:ty, $row:ty, $backend:literal, $for_update:literal) => {
+        pub struct $name {
+            read: sqlx::Pool<$db>,
+            write: sqlx::Pool<$db>,
+        }
+
+        impl $name {
+            fn secret_from_row(r: &$row, o: usize) -> std::result::Result<SecretRow, sqlx::Error> {
+                Ok(SecretRow {
+                    tenant_id: r.try_get(o)?,
+                    path: r.try_get(o + 1)?,
+                    secret_type: r.try_get(o + 2)?,
+                    current_version: r.try_get(o + 3)?,
+                    max_versions: r.try_get(o + 4)?,
+                    metadata: r.try_get(o + 5)?,
+                    created_at: r.try_get(o + 6)?,
+                    updated_at: r.try_get(o + 7)?,
+                    expires_at: r.try_get(o + 8)?,
+                    rotation_policy_id: r.try_get(o + 9)?,
+                    secret_policy_id: r.try_get(o + 10)?,
+                    created_by: r.try_get(o + 11)?,
+                    updated_by: r.try_get(o + 12)?,
+                    deleted_at: r.try_get(o + 13)?,
+                    deleted_by: r.try_get(o + 14)?,
+                    recoverable_until: r.try_get(o + 15)?,
+                    restored_at: r.try_get(o + 16)?,
+                    restored_by: r.try_get(o + 17)?,
+                })
+            }
+
+            fn version_from_row(r: &$row, o: usize) -> std::result::Result<VersionRow, sqlx::Error> {
+                Ok(VersionRow {
+                    version: r.try_get(o)?,
+                    sealed: SealedValue { wrapped_dek: r.try_get(o + 1)?, ciphertext: r.try_get(o + 2)? },
+                    created_at: r.try_get(o + 3)?,
+                    created_by: r.try_get(o + 4)?,
+                    deleted_at: r.try_get(o + 5)?,
+                    deleted_by: r.try_get(o + 6)?,
+                    restored_at: r.try_get(o + 7)?,
+                    restored_by: r.try_get(o + 8)?,
+                })
+            }
+
+            fn audit_from_row(r: &$row) -> std::result::Result<AuditEntry, sqlx::Error> {
+                Ok(AuditEntry {
+                    id: r.try_get(0)?,
+                    tenant_id: r.try_get(1)?,
+                    timestamp: r.try_get(2)?,
+                    action: r.try_get(3)?,
+                    identity_type: r.try_get(4)?,
+                    identity_id: r.try_get(5)?,
+                    secret_path: r.try_get(6)?,
+                    source_ip: r.try_get(7)?,
+                    user_agent: r.try_get(8)?,
+                    success: r.try_get(9)?,
+                    status: r.try_get(10)?,
+                    error_code: r.try_get(11)?,
+                    duration_ms: r.try_get(12)?,
+                    request_id: r.try_get(13)?,
+                    extra_data: r.try_get(14)?,
+                })
+            }
+
+            async fn lock_secret(
+                c: &mut <$db as sqlx::Database>::Connection,
+                tenant: &str,
+                path: &str,
+            ) -> std::result::Result<Option<SecretRow>, sqlx::Error> {
+                let sql = format!("SELECT {SECRET_COLS} FROM secrets WHERE tenant_id = $1 AND path = $2 {}", $for_update);
+                let row = sqlx::query(&sql).bind(tenant).bind(path).fetch_optional(&mut *c).await?;
+                row.map(|r| Self::secret_from_row(&r, 0)).transpose()
+            }
+
+            async fn history_push(
+                c: &mut <$db as sqlx::Database>::Connection,
+                tenant: &str,
+                path: &str,
+                action: &str,
+                version: Option<i64>,
+                by: &str,
+                at: i64,
+            ) -> std::result::Result<(), sqlx::Error> {
+                sqlx::query(
+                    "INSERT INTO secret_history (tenant_id, path, seq, action, version, identity_id, at) \
+                     SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5, $6 FROM secret_history \
+                     WHERE tenant_id = $1 AND path = $2",
+                )
+                .bind(tenant)
+                .bind(path)
+                .bind(action)
+                .bind(version)
+                .bind(by)
+                .bind(at)
+                .execute(&mut *c)
+                .await?;
+                Ok(())
+            }
+
+            /// Drops versions that fall out of the `max_versions` window; their history stays.
+            async fn prune(
+                c: &mut <$db as sqlx::Database>::Connection,
+                tenant: &str,
+                path: &str,
+                newest: i64,
+                max_versions: i64,
+                by: &str,
+                at: i64,
+            ) -> std::result::Result<(), sqlx::Error> {
+                let cutoff = newest - max_versions;
+                if cutoff < 1 {
+                    return Ok(());
+                }
+                let pruned: Vec<i64> = sqlx::query_scalar(
+                    "DELETE FROM secret_versions WHERE tenant_id = $1 AND path = $2 AND version <= $3 RETURNING version",
+                )
+                .bind(tenant)
+                .bind(path)
+                .bind(cutoff)
+                .fetch_all(&mut *c)
+                .await?;
+                let mut pruned = pruned;
+                pruned.sort_unstable();
+                for v in pruned {
+                    Self::history_push(c, tenant, path, "prune", Some(v), by, at).await?;
+                }
+                Ok(())
+            }
+
+            async fn put_secret(
+                c: &mut <$db as sqlx::Database>::Connection,
+                p: &PutSecret,
+            ) -> std::result::Result<std::result::Result<OpOutcome, OpError>, sqlx::Error> {
+                let existing = Self::lock_secret(c, &p.tenant_id, &p.path).await?;
+                let current = match &existing {
+                    Some(s) if s.deleted_at.is_some() => {
+                        return Ok(Err(OpError::SoftDeleted { recoverable_until: s.recoverable_until }))
+                    }
+                    Some(s) => s.current_version,
+                    None => 0,
+                };
+                if current != p.expected_version {
+                    return Ok(Err(OpError::Conflict { current }));
+                }
+                let version = current + 1;
+                sqlx::query(
+                    "INSERT INTO secret_versions (tenant_id, path, version, wrapped_dek, ciphertext, created_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&p.tenant_id)
+                .bind(&p.path)
+                .bind(version)
+                .bind(&p.sealed.wrapped_dek)
+                .bind(&p.sealed.ciphertext)
+                .bind(p.now)
+                .bind(&p.by)
+                .execute(&mut *c)
+                .await?;
+                let max_versions = match &existing {
+                    Some(s) => {
+                        let max_versions = p.max_versions.unwrap_or(s.max_versions);
+                        sqlx::query(
+                            "UPDATE secrets SET secret_type = $3, current_version = $4, max_versions = $5, \
+                             metadata = COALESCE($6, metadata), updated_at = $7, expires_at = $8, \
+                             rotation_policy_id = COALESCE($9, rotation_policy_id), updated_by = $10 \
+                             WHERE tenant_id = $1 AND path = $2",
+                        )
+                        .bind(&p.tenant_id)
+                        .bind(&p.path)
+                        .bind(&p.secret_type)
+                        .bind(version)
+                        .bind(max_versions)
+                        .bind(&p.metadata)
+                        .bind(p.now)
+                        .bind(p.expires_at)
+                        .bind(&p.rotation_policy_id)
+                        .bind(&p.by)
+                        .execute(&mut *c)
+                        .await?;
+                        max_versions
+                    }
+                    None => {
+                        let max_versions = p.max_versions.unwrap_or(scaivault_core::secret::DEFAULT_MAX_VERSIONS);
+                        sqlx::query(
+                            "INSERT INTO secrets (tenant_id, path, secret_type, current_version, max_versions, metadata, \
+                             created_at, updated_at, expires_at, rotation_policy_id, created_by, updated_by) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $10)",
+                        )
+                        .bind(&p.tenant_id)
+                        .bind(&p.path)
+                        .bind(&p.secret_type)
+                        .bind(version)
+                        .bind(max_versions)
+                        .bind(p.metadata.as_deref().unwrap_or("{}"))
+                        .bind(p.now)
+                        .bind(p.expires_at)
+                        .bind(&p.rotation_policy_id)
+                        .bind(&p.by)
+                        .execute(&mut *c)
+                        .await?;
+                        max_versions
+                    }
+                };
+                Self::history_push(c, &p.tenant_id, &p.path, "write", Some(version), &p.by, p.now).await?;
+                Self::prune(c, &p.tenant_id, &p.path, version, max_versions, &p.by, p.now).await?;
+                match Self::lock_secret(c, &p.tenant_id, &p.path).await? {
+                    Some(secret) => Ok(Ok(OpOutcome::Put { version, created: existing.is_none(), secret })),
+                    None => Ok(Err(OpError::Store("secret vanished inside its transaction".into()))),
+                }
+            }
+
+            async fn update_metadata(
+                c: &mut <$db as sqlx::Database>::Connection,
+                u: &UpdateMetadata,
+            ) -> std::result::Result<std::result::Result<OpOutcome, OpError>, sqlx::Error> {
+                let Some(s) = Self::lock_secret(c, &u.tenant_id, &u.path).await? else {
+                    return Ok(Err(OpError::NotFound));
+                };
+                if s.deleted_at.is_some() {
+                    return Ok(Err(OpError::NotFound));
+                }
+                let max_versions = u.max_versions.unwrap_or(s.max_versions);
+                let expires_at = u.expires_at.unwrap_or(s.expires_at);
+                let rotation = u.rotation_policy_id.clone().unwrap_or(s.rotation_policy_id.clone());
+                sqlx::query(
+                    "UPDATE secrets SET metadata = $3, max_versions = $4, expires_at = $5, rotation_policy_id = $6, \
+                     updated_by = $7 WHERE tenant_id = $1 AND path = $2",
+                )
+                .bind(&u.tenant_id)
+                .bind(&u.path)
+                .bind(&u.metadata)
+                .bind(max_versions)
+                .bind(expires_at)
+                .bind(&rotation)
+                .bind(&u.by)
+                .execute(&mut *c)
+                .await?;
+                Self::history_push(c, &u.tenant_id, &u.path, "update_metadata", None, &u.by, u.now).await?;
+                Self::prune(c, &u.tenant_id, &u.path, s.current_version, max_versions, &u.by, u.now).await?;
+                match Self::lock_secret(c, &u.tenant_id, &u.path).await? {
+                    Some(secret) => Ok(Ok(OpOutcome::Updated(secret))),
+                    None => Ok(Err(OpError::NotFound)),
+                }
+            }
+
+            async fn count_versions(
+                c: &mut <$db as sqlx::Database>::Connection,
+                tenant: &str,
+                path: &str,
+            ) -> std::result::Result<i64, sqlx::Error> {
+                sqlx::query_scalar("SELECT COUNT(*) FROM secret_versions WHERE tenant_id = $1 AND path = $2")
+                    .bind(tenant)
+                    .bind(path)
+                    .fetch_one(&mut *c)
+                    .await
+            }
+
+            async fn apply_one(
+                c: &mut <$db as sqlx::Database>::Connection,
+                op: &WriteOp,
+            ) -> std::result::Result<std::result::Result<OpOutcome, OpError>, sqlx::Error> {
+                match op {
+                    WriteOp::Audit(_) => Ok(Ok(OpOutcome::Audited)),
+                    WriteOp::PutSecret(p) => Self::put_secret(c, p).await,
+                    WriteOp::UpdateMetadata(u) => Self::update_metadata(c, u).await,
+                    WriteOp::DeleteSecret { tenant_id, path, by, now, recoverable_until, .. } => {
+                        match Self::lock_secret(c, tenant_id, path).await? {
+                            Some(s) if s.deleted_at.is_none() => {}
+                            _ => return Ok(Err(OpError::NotFound)),
+                        }
+                        sqlx::query(
+                            "UPDATE secrets SET deleted_at = $3, deleted_by = $4, recoverable_until = $5 \
+                             WHERE tenant_id = $1 AND path = $2",
+                        )
+                        .bind(tenant_id)
+                        .bind(path)
+                        .bind(now)
+                        .bind(by)
+                        .bind(recoverable_until)
+                        .execute(&mut *c)
+                        .await?;
+                        Self::history_push(c, tenant_id, path, "delete", None, by, *now).await?;
+                        let version_count = Self::count_versions(c, tenant_id, path).await?;
+                        Ok(Ok(OpOutcome::Deleted { version_count }))
+                    }
+                    WriteOp::DeleteVersion { tenant_id, path, version, by, now, .. } => {
+                        match Self::lock_secret(c, tenant_id, path).await? {
+                            Some(s) if s.deleted_at.is_none() => {}
+                            _ => return Ok(Err(OpError::NotFound)),
+                        }
+                        let n = sqlx::query(
+                            "UPDATE secret_versions SET deleted_at = $4, deleted_by = $5 \
+                             WHERE tenant_id = $1 AND path = $2 AND version = $3 AND deleted_at IS NULL",
+                        )
+                        .bind(tenant_id)
+                        .bind(path)
+                        .bind(version)
+                        .bind(now)
+                        .bind(by)
+                        .execute(&mut *c)
+                        .await?
+                        .rows_affected();
+                        if n == 0 {
+                            return Ok(Err(OpError::VersionNotFound));
+                        }
+                        Self::history_push(c, tenant_id, path, "delete_version", Some(*version), by, *now).await?;
+                        let version_count = Self::count_versions(c, tenant_id, path).await?;
+                        Ok(Ok(OpOutcome::Deleted { version_count }))
+                    }
+                    WriteOp::HardDelete { tenant_id, path, .. } => {
+                        if Self::lock_secret(c, tenant_id, path).await?.is_none() {
+                            return Ok(Err(OpError::NotFound));
+                        }
+                        let version_count = Self::count_versions(c, tenant_id, path).await?;
+                        for table in ["secret_versions", "secret_history", "secret_access_daily", "secrets"] {
+                            sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND path = $2"))
+                                .bind(tenant_id)
+                                .bind(path)
+                                .execute(&mut *c)
+                                .await?;
+                        }
+                        Ok(Ok(OpOutcome::Deleted { version_count }))
+                    }
+                    WriteOp::Restore { tenant_id, path, version, by, now, .. } => {
+                        let Some(s) = Self::lock_secret(c, tenant_id, path).await? else {
+                            return Ok(Err(OpError::NotFound));
+                        };
+                        match version {
+                            None => {
+                                if s.deleted_at.is_none() {
+                                    return Ok(Ok(OpOutcome::Updated(s)));
+                                }
+                                if s.recoverable_until.is_some_and(|u| u < *now) {
+                                    return Ok(Err(OpError::NotFound));
+                                }
+                                sqlx::query(
+                                    "UPDATE secrets SET deleted_at = NULL, deleted_by = NULL, recoverable_until = NULL, \
+                                     restored_at = $3, restored_by = $4 WHERE tenant_id = $1 AND path = $2",
+                                )
+                                .bind(tenant_id)
+                                .bind(path)
+                                .bind(now)
+                                .bind(by)
+                                .execute(&mut *c)
+                                .await?;
+                                Self::history_push(c, tenant_id, path, "restore", None, by, *now).await?;
+                            }
+                            Some(v) => {
+                                if s.deleted_at.is_some() {
+                                    return Ok(Err(OpError::NotFound));
+                                }
+                                let exists: Option<Option<i64>> = sqlx::query_scalar(
+                                    "SELECT deleted_at FROM secret_versions WHERE tenant_id = $1 AND path = $2 AND version = $3",
+                                )
+                                .bind(tenant_id)
+                                .bind(path)
+                                .bind(v)
+                                .fetch_optional(&mut *c)
+                                .await?;
+                                match exists {
+                                    None => return Ok(Err(OpError::VersionNotFound)),
+                                    Some(None) => {}
+                                    Some(Some(_)) => {
+                                        sqlx::query(
+                                            "UPDATE secret_versions SET deleted_at = NULL, deleted_by = NULL, restored_at = $4, \
+                                             restored_by = $5 WHERE tenant_id = $1 AND path = $2 AND version = $3",
+                                        )
+                                        .bind(tenant_id)
+                                        .bind(path)
+                                        .bind(v)
+                                        .bind(now)
+                                        .bind(by)
+                                        .execute(&mut *c)
+                                        .await?;
+                                        Self::history_push(c, tenant_id, path, "restore_version", Some(*v), by, *now).await?;
+                                    }
+                                }
+                            }
+                        }
+                        match Self::lock_secret(c, tenant_id, path).await? {
+                            Some(s) => Ok(Ok(OpOutcome::Updated(s))),
+                            None => Ok(Err(OpError::NotFound)),
+                        }
+                    }
+                }
+            }
+
+            /// Appends entries to each tenant's hash chain. `heads` caches chain heads for the batch.
+            async fn append_audit(
+                c: &mut <$db as sqlx::Database>::Connection,
+                entries: &[AuditEntry],
+                failure: Option<&OpError>,
+                heads: &mut HashMap<String, (i64, Vec<u8>)>,
+                access: &mut HashMap<(String, String, i64), (i64, i64)>,
+            ) -> std::result::Result<(), sqlx::Error> {
+                for e in entries {
+                    let mut e = e.clone();
+                    if let Some(err) = failure {
+                        let (code, status) = err.code();
+                        e.success = false;
+                        e.status = status;
+                        e.error_code = Some(code.to_owned());
+                    }
+                    if !heads.contains_key(&e.tenant_id) {
+                        let sql = format!("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 {}", $for_update);
+                        let head: Option<(i64, Vec<u8>)> =
+                            sqlx::query_as(&sql).bind(&e.tenant_id).fetch_optional(&mut *c).await?;
+                        heads.insert(e.tenant_id.clone(), head.unwrap_or((0, GENESIS.to_vec())));
+                    }
+                    let Some(head) = heads.get_mut(&e.tenant_id) else { continue };
+                    let seq = head.0 + 1;
+                    let hash = e.chain_hash(seq, &head.1);
+                    sqlx::query(&format!(
+                        "INSERT INTO audit_log ({AUDIT_COLS}, seq, hash) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                    ))
+                    .bind(&e.id)
+                    .bind(&e.tenant_id)
+                    .bind(e.timestamp)
+                    .bind(&e.action)
+                    .bind(&e.identity_type)
+                    .bind(&e.identity_id)
+                    .bind(&e.secret_path)
+                    .bind(&e.source_ip)
+                    .bind(&e.user_agent)
+                    .bind(e.success)
+                    .bind(e.status)
+                    .bind(&e.error_code)
+                    .bind(e.duration_ms)
+                    .bind(&e.request_id)
+                    .bind(&e.extra_data)
+                    .bind(seq)
+                    .bind(hash.as_slice())
+                    .execute(&mut *c)
+                    .await?;
+                    *head = (seq, hash.to_vec());
+                    if e.success && e.action == "read" {
+                        if let Some(p) = &e.secret_path {
+                            let slot = access.entry((e.tenant_id.clone(), p.clone(), day_of(e.timestamp))).or_insert((0, 0));
+                            slot.0 += 1;
+                            slot.1 = slot.1.max(e.timestamp);
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl Store for $name {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            fn pool_stats(&self) -> (u32, u32) {
+                let size = self.read.size() + if $backend == "sqlite" { self.write.size() } else { 0 };
+                let idle = self.read.num_idle() + if $backend == "sqlite" { self.write.num_idle() } else { 0 };
+                (size, u32::try_from(idle).unwrap_or(u32::MAX))
+            }
+
+            async fn ping(&self) -> Result<()> {
+                sqlx::query("SELECT 1").execute(&self.read).await?;
+                Ok(())
+            }
+
+            async fn close(&self) {
+                self.write.close().await;
+                self.read.close().await;
+            }
+
+            async fn get_meta(&self, key: &str) -> Result<Option<String>> {
+                Ok(sqlx::query_scalar("SELECT value FROM system_meta WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.write)
+                    .await?)
+            }
+
+            async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO system_meta (key, value) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(key)
+                .bind(value)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_partner(&self, p: &PartnerRow) -> Result<()> {
+                sqlx::query("INSERT INTO partners (id, name, wrapped_key, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&p.id)
+                    .bind(&p.name)
+                    .bind(&p.wrapped_key)
+                    .bind(p.created_at)
+                    .execute(&self.write)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get_partner(&self, id: &str) -> Result<Option<PartnerRow>> {
+                let r = sqlx::query("SELECT id, name, wrapped_key, created_at FROM partners WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?;
+                Ok(match r {
+                    Some(r) => Some(PartnerRow {
+                        id: r.try_get(0)?,
+                        name: r.try_get(1)?,
+                        wrapped_key: r.try_get(2)?,
+                        created_at: r.try_get(3)?,
+                    }),
+                    None => None,
+                })
+            }
+
+            async fn insert_tenant(&self, t: &TenantRow) -> Result<()> {
+                let mut tx = self.write.begin().await?;
+                sqlx::query("INSERT INTO tenants (id, partner_id, name, wrapped_key, created_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&t.id)
+                    .bind(&t.partner_id)
+                    .bind(&t.name)
+                    .bind(&t.wrapped_key)
+                    .bind(t.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                // The chain head row exists from the start, so nodes sharing a database lock it
+                // instead of racing to create it.
+                sqlx::query("INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING")
+                    .bind(&t.id)
+                    .bind(GENESIS.as_slice())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_tenant(&self, id: &str) -> Result<Option<TenantRow>> {
+                let r = sqlx::query("SELECT id, partner_id, name, wrapped_key, created_at FROM tenants WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?;
+                Ok(match r {
+                    Some(r) => Some(TenantRow {
+                        id: r.try_get(0)?,
+                        partner_id: r.try_get(1)?,
+                        name: r.try_get(2)?,
+                        wrapped_key: r.try_get(3)?,
+                        created_at: r.try_get(4)?,
+                    }),
+                    None => None,
+                })
+            }
+
+            async fn insert_identity(&self, i: &IdentityRow) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO identities (tenant_id, id, identity_type, display_name, roles, groups_json, scopes, created_at, disabled_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&i.tenant_id)
+                .bind(&i.id)
+                .bind(&i.identity_type)
+                .bind(&i.display_name)
+                .bind(&i.roles)
+                .bind(&i.groups)
+                .bind(&i.scopes)
+                .bind(i.created_at)
+                .bind(i.disabled_at)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_identity(&self, tenant_id: &str, id: &str) -> Result<Option<IdentityRow>> {
+                let r = sqlx::query(
+                    "SELECT tenant_id, id, identity_type, display_name, roles, groups_json, scopes, created_at, disabled_at \
+                     FROM identities WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?;
+                Ok(match r {
+                    Some(r) => Some(IdentityRow {
+                        tenant_id: r.try_get(0)?,
+                        id: r.try_get(1)?,
+                        identity_type: r.try_get(2)?,
+                        display_name: r.try_get(3)?,
+                        roles: r.try_get(4)?,
+                        groups: r.try_get(5)?,
+                        scopes: r.try_get(6)?,
+                        created_at: r.try_get(7)?,
+                        disabled_at: r.try_get(8)?,
+                    }),
+                    None => None,
+                })
+            }
+
+            async fn insert_token(&self, t: &TokenRow) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO tokens (id, token_hash, tenant_id, identity_id, name, scopes, created_at, expires_at, revoked_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&t.id)
+                .bind(&t.token_hash)
+                .bind(&t.tenant_id)
+                .bind(&t.identity_id)
+                .bind(&t.name)
+                .bind(&t.scopes)
+                .bind(t.created_at)
+                .bind(t.expires_at)
+                .bind(t.revoked_at)
+                .bind(&t.created_by)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn token_by_hash(&self, hash: &[u8]) -> Result<Option<TokenRow>> {
+                let r = sqlx::query(
+                    "SELECT id, token_hash, tenant_id, identity_id, name, scopes, created_at, expires_at, revoked_at, created_by \
+                     FROM tokens WHERE token_hash = $1",
+                )
+                .bind(hash)
+                .fetch_optional(&self.read)
+                .await?;
+                Ok(match r {
+                    Some(r) => Some(TokenRow {
+                        id: r.try_get(0)?,
+                        token_hash: r.try_get(1)?,
+                        tenant_id: r.try_get(2)?,
+                        identity_id: r.try_get(3)?,
+                        name: r.try_get(4)?,
+                        scopes: r.try_get(5)?,
+                        created_at: r.try_get(6)?,
+                        expires_at: r.try_get(7)?,
+                        revoked_at: r.try_get(8)?,
+                        created_by: r.try_get(9)?,
+                    }),
+                    None => None,
+                })
+            }
+
+            async fn get_secret(&self, tenant_id: &str, path: &str) -> Result<Option<SecretRow>> {
+                let sql = format!("SELECT {SECRET_COLS} FROM secrets WHERE tenant_id = $1 AND path = $2");
+                let r = sqlx::query(&sql).bind(tenant_id).bind(path).fetch_optional(&self.read).await?;
+                Ok(r.map(|r| Self::secret_from_row(&r, 0)).transpose()?)
+            }
+
+            async fn get_secret_value(
+                &self,
+                tenant_id: &str,
+                path: &str,
+                version: Option<i64>,
+            ) -> Result<Option<(SecretRow, Option<VersionRow>)>> {
+                let mut rows = self.get_secret_values(tenant_id, std::slice::from_ref(&path.to_owned()), version).await?;
+                Ok(rows.pop())
+            }
+
+            async fn get_secret_values(
+                &self,
+                tenant_id: &str,
+                paths: &[String],
+                version: Option<i64>,
+            ) -> Result<Vec<(SecretRow, Option<VersionRow>)>> {
+                if paths.is_empty() {
+                    return Ok(vec![]);
+                }
+                let cols: String = SECRET_COLS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ");
+                let vcols: String = VERSION_COLS.split(", ").map(|c| format!("v.{c}")).collect::<Vec<_>>().join(", ");
+                let sql = format!(
+                    "SELECT {cols}, {vcols} FROM secrets s LEFT JOIN secret_versions v \
+                     ON v.tenant_id = s.tenant_id AND v.path = s.path AND v.version = COALESCE($2, \
+                        (SELECT MAX(x.version) FROM secret_versions x WHERE x.tenant_id = s.tenant_id \
+                         AND x.path = s.path AND x.deleted_at IS NULL)) \
+                     WHERE s.tenant_id = $1 AND s.path IN ({})",
+                    placeholders(3, paths.len())
+                );
+                let mut q = sqlx::query(&sql).bind(tenant_id).bind(version);
+                for p in paths {
+                    q = q.bind(p);
+                }
+                let rows = q.fetch_all(&self.read).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let secret = Self::secret_from_row(&r, 0)?;
+                    let has_version: Option<i64> = r.try_get(N_SECRET_COLS)?;
+                    let v = match has_version {
+                        Some(_) => Some(Self::version_from_row(&r, N_SECRET_COLS)?),
+                        None => None,
+                    };
+                    out.push((secret, v));
+                }
+                Ok(out)
+            }
+
+            async fn list_versions(&self, tenant_id: &str, path: &str) -> Result<Vec<VersionRow>> {
+                let rows = sqlx::query(
+                    "SELECT version, created_at, created_by, deleted_at, deleted_by, restored_at, restored_by \
+                     FROM secret_versions WHERE tenant_id = $1 AND path = $2 ORDER BY version DESC",
+                )
+                .bind(tenant_id)
+                .bind(path)
+                .fetch_all(&self.read)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    out.push(VersionRow {
+                        version: r.try_get(0)?,
+                        sealed: SealedValue { wrapped_dek: vec![], ciphertext: vec![] },
+                        created_at: r.try_get(1)?,
+                        created_by: r.try_get(2)?,
+                        deleted_at: r.try_get(3)?,
+                        deleted_by: r.try_get(4)?,
+                        restored_at: r.try_get(5)?,
+                        restored_by: r.try_get(6)?,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn history(&self, tenant_id: &str, path: &str) -> Result<Vec<HistoryRow>> {
+                let rows = sqlx::query(
+                    "SELECT seq, action, version, identity_id, at FROM secret_history \
+                     WHERE tenant_id = $1 AND path = $2 ORDER BY seq",
+                )
+                .bind(tenant_id)
+                .bind(path)
+                .fetch_all(&self.read)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    out.push(HistoryRow {
+                        seq: r.try_get(0)?,
+                        action: r.try_get(1)?,
+                        version: r.try_get(2)?,
+                        identity_id: r.try_get(3)?,
+                        at: r.try_get(4)?,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn list_secrets(&self, q: &ListQuery<'_>) -> Result<Vec<SecretRow>> {
+                let mut sql = format!(
+                    "SELECT {SECRET_COLS} FROM secrets WHERE tenant_id = $1 AND path >= $2 AND path < $3 AND path > $4"
+                );
+                if !q.include_deleted {
+                    sql.push_str(" AND deleted_at IS NULL");
+                }
+                if q.expiring_before.is_some() {
+                    sql.push_str(" AND expires_at IS NOT NULL AND expires_at <= $6");
+                }
+                sql.push_str(" ORDER BY path LIMIT $5");
+                let upper = scaivault_core::path::prefix_upper_bound(q.prefix);
+                let mut query = sqlx::query(&sql)
+                    .bind(q.tenant_id)
+                    .bind(q.prefix)
+                    .bind(upper)
+                    .bind(q.after.unwrap_or(""))
+                    .bind(q.limit);
+                if let Some(e) = q.expiring_before {
+                    query = query.bind(e);
+                }
+                let rows = query.fetch_all(&self.read).await?;
+                rows.iter().map(|r| Self::secret_from_row(r, 0).map_err(Into::into)).collect()
+            }
+
+            async fn version_counts(&self, tenant_id: &str, paths: &[String]) -> Result<Vec<(String, i64)>> {
+                if paths.is_empty() {
+                    return Ok(vec![]);
+                }
+                let sql = format!(
+                    "SELECT path, COUNT(*) FROM secret_versions WHERE tenant_id = $1 AND deleted_at IS NULL \
+                     AND path IN ({}) GROUP BY path",
+                    placeholders(2, paths.len())
+                );
+                let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(tenant_id);
+                for p in paths {
+                    q = q.bind(p);
+                }
+                Ok(q.fetch_all(&self.read).await?)
+            }
+
+            async fn access_stats(&self, tenant_id: &str, paths: &[String], since_day: i64) -> Result<Vec<AccessStats>> {
+                if paths.is_empty() {
+                    return Ok(vec![]);
+                }
+                let sql = format!(
+                    "SELECT path, MAX(last_at), SUM(CASE WHEN day >= $2 THEN reads ELSE 0 END) FROM secret_access_daily \
+                     WHERE tenant_id = $1 AND path IN ({}) GROUP BY path",
+                    placeholders(3, paths.len())
+                );
+                let mut q = sqlx::query(&sql).bind(tenant_id).bind(since_day);
+                for p in paths {
+                    q = q.bind(p);
+                }
+                let rows = q.fetch_all(&self.read).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let reads: Option<i64> = r.try_get(2)?;
+                    out.push(AccessStats { path: r.try_get(0)?, last_accessed_at: r.try_get(1)?, reads: reads.unwrap_or(0) });
+                }
+                Ok(out)
+            }
+
+            async fn audit_count(&self, tenant_id: &str) -> Result<i64> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE tenant_id = $1")
+                    .bind(tenant_id)
+                    .fetch_one(&self.read)
+                    .await?)
+            }
+
+            async fn audit_tail(&self, tenant_id: &str, limit: i64) -> Result<Vec<AuditEntry>> {
+                let sql = format!("SELECT {AUDIT_COLS} FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT $2");
+                let rows = sqlx::query(&sql).bind(tenant_id).bind(limit).fetch_all(&self.read).await?;
+                rows.iter().map(|r| Self::audit_from_row(r).map_err(Into::into)).collect()
+            }
+
+            async fn apply(&self, ops: Vec<WriteOp>) -> Result<Vec<std::result::Result<OpOutcome, OpError>>> {
+                let mut tx = self.write.begin().await?;
+                let mut heads: HashMap<String, (i64, Vec<u8>)> = HashMap::new();
+                let mut access: HashMap<(String, String, i64), (i64, i64)> = HashMap::new();
+                let mut results = Vec::with_capacity(ops.len());
+                for op in &ops {
+                    if let WriteOp::Audit(entries) = op {
+                        Self::append_audit(&mut *tx, entries, None, &mut heads, &mut access).await?;
+                        results.push(Ok(OpOutcome::Audited));
+                        continue;
+                    }
+                    let mut sp = tx.begin().await?;
+                    let outcome = match Self::apply_one(&mut *sp, op).await {
+                        Ok(Ok(o)) => {
+                            sp.commit().await?;
+                            Ok(o)
+                        }
+                        Ok(Err(e)) => {
+                            sp.rollback().await?;
+                            Err(e)
+                        }
+                        Err(db) => {
+                            sp.rollback().await?;
+                            tracing::error!(site = "ST0001", error = %db, "store operation failed");
+                            Err(OpError::Store(db.to_string()))
+                        }
+                    };
+                    Self::append_audit(&mut *tx, op.audit_entries(), outcome.as_ref().err(), &mut heads, &mut access).await?;
+                    results.push(outcome);
+                }
+                for (tenant, (seq, hash)) in &heads {
+                    sqlx::query(
+                        "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, $2, $3) \
+                         ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                    )
+                    .bind(tenant)
+                    .bind(seq)
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for ((tenant, path, day), (reads, last)) in &access {
+                    sqlx::query(
+                        "INSERT INTO secret_access_daily (tenant_id, path, day, reads, last_at) VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (tenant_id, path, day) DO UPDATE SET reads = secret_access_daily.reads + excluded.reads, \
+                         last_at = CASE WHEN excluded.last_at > secret_access_daily.last_at THEN excluded.last_at \
+                         ELSE secret_access_daily.last_at END",
+                    )
+                    .bind(tenant)
+                    .bind(path)
+                    .bind(day)
+                    .bind(reads)
+                    .bind(last)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(results)
+            }
+        }
+    };
+}
+
+impl_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    sqlx::sqlite::SqliteRow,
+    "sqlite",
+    ""
+);
+impl_store!(
+    PgStore,
+    sqlx::Postgres,
+    sqlx::postgres::PgRow,
+    "postgres",
+    "FOR UPDATE"
+);
+
+impl SqliteStore {
+    pub async fn connect(url: &str) -> Result<SqliteStore> {
+        use sqlx::sqlite::{
+            SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+        };
+        // synchronous=FULL: a commit is on disk before it returns, so an acknowledged write survives kill -9
+        // and power loss alike.
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("cache_size", "-16000");
+        // One writer connection: SQLite serialises writers anyway, and the committer batches.
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(2)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(SqliteStore { read, write })
+    }
+}
+
+impl PgStore {
+    pub async fn connect(url: &str) -> Result<PgStore> {
+        use sqlx::postgres::PgPoolOptions;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .min_connections(2)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PgStore {
+            read: pool.clone(),
+            write: pool,
+        })
+    }
+}

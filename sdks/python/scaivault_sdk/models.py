@@ -1,0 +1,390 @@
+"""Typed result objects.
+
+Every model is a dataclass built by ``Model.from_dict(json)``: known fields are converted
+(timestamps to aware ``datetime``, nested objects to their model), missing fields take their
+default, and fields this SDK does not know yet are ignored for attributes but kept, like the
+whole payload, in ``.raw``. A newer server therefore never breaks an older SDK.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Callable, ClassVar, Iterator, Mapping, TypeVar
+
+__all__ = [
+    "SecretType",
+    "SecretMetadata",
+    "Secret",
+    "SecretInfo",
+    "RotationStatus",
+    "WriteResult",
+    "DeleteResult",
+    "SecretListItem",
+    "SecretList",
+    "BatchError",
+    "BatchResult",
+    "BatchMetadataItem",
+    "BatchMetadataResult",
+    "VersionInfo",
+    "HistoryEntry",
+    "VersionHistory",
+    "WhoAmI",
+    "Lease",
+]
+
+M = TypeVar("M", bound="Model")
+
+
+class SecretType(str, Enum):
+    """The type of a secret's value. Compares equal to its string (``SecretType.JSON == "json"``)."""
+
+    KV = "kv"
+    JSON = "json"
+    CERTIFICATE = "certificate"
+    SSH_KEY = "ssh_key"
+    API_KEY = "api_key"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: Any) -> "SecretType | str":
+        """The enum member, or the plain string for a type this SDK does not know yet."""
+        try:
+            return cls(value)
+        except ValueError:
+            return str(value)
+
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_datetime(value: Any) -> Any:
+    """RFC 3339 → aware ``datetime``; anything unparseable is returned unchanged."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    # Python < 3.11 only accepts exactly 3 or 6 fractional digits.
+    text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return value
+
+
+def _meta(parse: Callable[[Any], Any]) -> dict[str, Any]:
+    return {"parse": parse}
+
+
+def _ts() -> Any:
+    """A timestamp field: optional, parsed to ``datetime``."""
+    return field(default=None, metadata=_meta(parse_datetime))
+
+
+def _list_of(model: type["Model"]) -> Callable[[Any], list[Any]]:
+    return lambda items: [model.from_dict(i) for i in (items or [])]
+
+
+def _dict_of(model: type["Model"]) -> Callable[[Any], dict[str, Any]]:
+    return lambda items: {k: model.from_dict(v, key=k) for k, v in (items or {}).items()}
+
+
+@dataclass
+class Model:
+    """Base of every result object; ``raw`` is the JSON it was built from."""
+
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False, kw_only=True)
+
+    # For models that live under a key of a JSON object (batch results): the attribute that
+    # receives that key when the payload itself lacks it.
+    _key_field: ClassVar[str | None] = None
+
+    @classmethod
+    def from_dict(cls: type[M], data: Mapping[str, Any] | None, *, key: str | None = None) -> M:
+        data = dict(data or {})
+        if key is not None and cls._key_field and cls._key_field not in data:
+            data[cls._key_field] = key
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "raw" or f.name not in data:
+                continue
+            value = data[f.name]
+            parse = f.metadata.get("parse")
+            kwargs[f.name] = parse(value) if parse is not None and value is not None else value
+        return cls(raw=data, **kwargs)
+
+
+@dataclass
+class SecretMetadata(Model):
+    description: str | None = None
+    tags: list[str] = field(default_factory=list)
+    owner: str | None = None
+    custom: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The request form: only the keys that are set."""
+        out: dict[str, Any] = {}
+        if self.description is not None:
+            out["description"] = self.description
+        if self.tags:
+            out["tags"] = list(self.tags)
+        if self.owner is not None:
+            out["owner"] = self.owner
+        if self.custom:
+            out["custom"] = dict(self.custom)
+        return out
+
+
+def _metadata() -> Any:
+    return field(default_factory=SecretMetadata, metadata=_meta(SecretMetadata.from_dict))
+
+
+def _secret_type() -> Any:
+    return field(default=SecretType.KV, metadata=_meta(SecretType.parse))
+
+
+@dataclass
+class Secret(Model):
+    """A secret's value at one version (``secrets.read``, items of ``batch_read``)."""
+
+    _key_field: ClassVar[str | None] = "path"
+
+    path: str = ""
+    version: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+    secret_type: SecretType | str = _secret_type()
+    metadata: SecretMetadata = _metadata()
+    created_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+    expires_at: datetime | None = _ts()
+    rotation_policy_id: str | None = None
+    secret_policy_id: str | None = None
+    last_accessed_at: datetime | None = _ts()
+
+    def __repr__(self) -> str:  # never print the value
+        return (
+            f"Secret(path={self.path!r}, version={self.version!r}, "
+            f"secret_type={str(self.secret_type)!r}, data=<{len(self.data)} keys hidden>)"
+        )
+
+
+@dataclass
+class WriteResult(Model):
+    """The secret as written, without its value (``secrets.write``)."""
+
+    path: str = ""
+    version: int = 0
+    secret_type: SecretType | str = _secret_type()
+    metadata: SecretMetadata = _metadata()
+    created_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+    expires_at: datetime | None = _ts()
+    rotation_policy_id: str | None = None
+    secret_policy_id: str | None = None
+
+    @property
+    def created(self) -> bool:
+        """True when this write created the secret (the server answered 201)."""
+        return self.version == 1
+
+
+@dataclass
+class RotationStatus(Model):
+    policy_id: str | None = None
+    last_rotated_at: datetime | None = _ts()
+    next_rotation_at: datetime | None = _ts()
+
+
+@dataclass
+class SecretInfo(Model):
+    """Metadata view of a secret, no value (``read_metadata``, ``update_metadata``, ``restore``)."""
+
+    path: str = ""
+    secret_type: SecretType | str = _secret_type()
+    version: int = 0
+    version_count: int = 0
+    max_versions: int | None = None
+    metadata: SecretMetadata = _metadata()
+    tags: list[str] = field(default_factory=list)
+    created_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+    expires_at: datetime | None = _ts()
+    rotation_policy_id: str | None = None
+    secret_policy_id: str | None = None
+    rotation: RotationStatus = field(
+        default_factory=RotationStatus, metadata=_meta(RotationStatus.from_dict)
+    )
+    last_accessed_at: datetime | None = _ts()
+    access_count_30d: int = 0
+    created_by: str | None = None
+    updated_by: str | None = None
+
+
+@dataclass
+class DeleteResult(Model):
+    path: str = ""
+    deleted: bool = True
+    permanent: bool = False
+    version_count: int | None = None
+    recoverable_until: datetime | None = _ts()
+
+
+@dataclass
+class SecretListItem(Model):
+    path: str = ""
+    secret_type: SecretType | str = _secret_type()
+    version: int = 0
+    tags: list[str] = field(default_factory=list)
+    updated_at: datetime | None = _ts()
+    expires_at: datetime | None = _ts()
+    # Only with include_metadata=True:
+    metadata: SecretMetadata | None = field(
+        default=None, metadata=_meta(SecretMetadata.from_dict)
+    )
+    created_at: datetime | None = _ts()
+    version_count: int | None = None
+    rotation_policy_id: str | None = None
+    last_accessed_at: datetime | None = _ts()
+    access_count_30d: int | None = None
+
+
+@dataclass
+class SecretList(Model):
+    """One page of ``secrets.list``. ``.data`` and ``.secrets`` are the same list."""
+
+    secrets: list[SecretListItem] = field(
+        default_factory=list, metadata=_meta(_list_of(SecretListItem))
+    )
+    cursor: str | None = None
+    has_more: bool = False
+
+    @property
+    def data(self) -> list[SecretListItem]:
+        return self.secrets
+
+    def __iter__(self) -> Iterator[SecretListItem]:
+        return iter(self.secrets)
+
+    def __len__(self) -> int:
+        return len(self.secrets)
+
+
+@dataclass
+class BatchError(Model):
+    code: str = ""
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BatchResult(Model):
+    """``batch_read``: ``secrets`` path → :class:`Secret`, ``errors`` path → :class:`BatchError`."""
+
+    secrets: dict[str, Secret] = field(default_factory=dict, metadata=_meta(_dict_of(Secret)))
+    errors: dict[str, BatchError] = field(
+        default_factory=dict, metadata=_meta(_dict_of(BatchError))
+    )
+    retrieved: int = 0
+    failed: int = 0
+
+
+@dataclass
+class BatchMetadataItem(Model):
+    _key_field: ClassVar[str | None] = "path"
+
+    path: str = ""
+    version: int = 0
+    updated_at: datetime | None = _ts()
+    tags: list[str] = field(default_factory=list)
+    secret_type: SecretType | str = _secret_type()
+    created_at: datetime | None = _ts()
+    expires_at: datetime | None = _ts()
+    description: str | None = None
+    owner: str | None = None
+
+
+@dataclass
+class BatchMetadataResult(Model):
+    metadata: dict[str, BatchMetadataItem] = field(
+        default_factory=dict, metadata=_meta(_dict_of(BatchMetadataItem))
+    )
+    errors: dict[str, BatchError] = field(
+        default_factory=dict, metadata=_meta(_dict_of(BatchError))
+    )
+    retrieved: int = 0
+    failed: int = 0
+
+
+@dataclass
+class VersionInfo(Model):
+    version: int = 0
+    state: str = "active"
+    created_at: datetime | None = _ts()
+    created_by: str | None = None
+    deleted_at: datetime | None = _ts()
+    deleted_by: str | None = None
+    restored_at: datetime | None = _ts()
+    restored_by: str | None = None
+
+
+@dataclass
+class HistoryEntry(Model):
+    action: str = ""
+    version: int | None = None
+    identity_id: str | None = None
+    at: datetime | None = _ts()
+
+
+@dataclass
+class VersionHistory(Model):
+    path: str = ""
+    current_version: int = 0
+    max_versions: int | None = None
+    deleted: bool = False
+    versions: list[VersionInfo] = field(default_factory=list, metadata=_meta(_list_of(VersionInfo)))
+    history: list[HistoryEntry] = field(
+        default_factory=list, metadata=_meta(_list_of(HistoryEntry))
+    )
+
+
+@dataclass
+class WhoAmI(Model):
+    identity_id: str = ""
+    identity_type: str | None = None
+    display_name: str | None = None
+    tenant_id: str | None = None
+    partner_id: str | None = None
+    scopes: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    mfa_verified_at: datetime | None = _ts()
+    token_expires_at: datetime | None = _ts()
+
+
+@dataclass
+class Lease(Model):
+    """Dynamic credentials: ``data`` holds the generated credential."""
+
+    lease_id: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    lease_duration: Any = None
+    renewable: bool | None = None
+    expires_at: datetime | None = _ts()
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.data
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def __repr__(self) -> str:
+        return f"Lease(lease_id={self.lease_id!r}, data=<{len(self.data)} keys hidden>)"
