@@ -103,3 +103,45 @@ pub async fn connect(url: &str) -> Result<DynStore> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Tables and columns of a migration file, in order, with types normalised away.
+    fn shape(sql: &str) -> Vec<(String, Vec<String>)> {
+        let mut out = Vec::new();
+        for stmt in sql.split(';') {
+            let stmt: String = stmt.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+            let Some(rest) = stmt.trim().strip_prefix("CREATE TABLE ") else { continue };
+            let (name, body) = rest.split_once('(').unwrap_or((rest, ""));
+            let cols = body
+                .split(",\n")
+                .filter_map(|l| l.split_whitespace().next())
+                .filter(|c| *c != "PRIMARY" && *c != ")")
+                .map(str::to_owned)
+                .collect();
+            out.push((name.trim().to_owned(), cols));
+        }
+        out
+    }
+
+    #[test]
+    fn sqlite_and_postgres_migrations_have_the_same_tables_and_columns() {
+        let dirs = |d: &str| -> Vec<(String, String)> {
+            let mut files: Vec<_> = std::fs::read_dir(format!("{}/migrations/{d}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            files.sort();
+            files
+                .iter()
+                .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(p).unwrap()))
+                .collect()
+        };
+        let (lite, pg) = (dirs("sqlite"), dirs("postgres"));
+        assert_eq!(lite.iter().map(|f| &f.0).collect::<Vec<_>>(), pg.iter().map(|f| &f.0).collect::<Vec<_>>());
+        for ((name, a), (_, b)) in lite.iter().zip(&pg) {
+            assert!(!shape(a).is_empty(), "{name} declares no tables");
+            assert_eq!(shape(a), shape(b), "{name} differs between dialects");
+        }
+    }
+}

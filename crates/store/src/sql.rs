@@ -176,11 +176,16 @@ macro_rules! impl_store {
                 c: &mut <$db as sqlx::Database>::Connection,
                 p: &PutSecret,
             ) -> std::result::Result<std::result::Result<OpOutcome, OpError>, sqlx::Error> {
-                let existing = Self::lock_secret(c, &p.tenant_id, &p.path).await?;
-                let current = match &existing {
-                    Some(s) if s.deleted_at.is_some() => {
-                        return Ok(Err(OpError::SoftDeleted { recoverable_until: s.recoverable_until }))
+                let mut existing = Self::lock_secret(c, &p.tenant_id, &p.path).await?;
+                if let Some(s) = existing.as_ref().filter(|s| s.deleted_at.is_some()) {
+                    if s.recoverable_until.is_some_and(|u| u > p.now) {
+                        return Ok(Err(OpError::SoftDeleted { recoverable_until: s.recoverable_until }));
                     }
+                    // Retention is over: the old secret is purged and this write starts it afresh.
+                    Self::purge(c, &p.tenant_id, &p.path).await?;
+                    existing = None;
+                }
+                let current = match &existing {
                     Some(s) => s.current_version,
                     None => 0,
                 };
@@ -288,6 +293,22 @@ macro_rules! impl_store {
                 }
             }
 
+            /// Removes a secret with every version, its history and access counters.
+            async fn purge(
+                c: &mut <$db as sqlx::Database>::Connection,
+                tenant: &str,
+                path: &str,
+            ) -> std::result::Result<(), sqlx::Error> {
+                for table in ["secret_versions", "secret_history", "secret_access_daily", "secrets"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND path = $2"))
+                        .bind(tenant)
+                        .bind(path)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(())
+            }
+
             async fn count_versions(
                 c: &mut <$db as sqlx::Database>::Connection,
                 tenant: &str,
@@ -357,13 +378,7 @@ macro_rules! impl_store {
                             return Ok(Err(OpError::NotFound));
                         }
                         let version_count = Self::count_versions(c, tenant_id, path).await?;
-                        for table in ["secret_versions", "secret_history", "secret_access_daily", "secrets"] {
-                            sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND path = $2"))
-                                .bind(tenant_id)
-                                .bind(path)
-                                .execute(&mut *c)
-                                .await?;
-                        }
+                        Self::purge(c, tenant_id, path).await?;
                         Ok(Ok(OpOutcome::Deleted { version_count }))
                     }
                     WriteOp::Restore { tenant_id, path, version, by, now, .. } => {

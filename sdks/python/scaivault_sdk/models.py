@@ -231,6 +231,7 @@ class DeleteResult(Model):
     path: str = ""
     deleted: bool = True
     permanent: bool = False
+    version: int | None = None  # set when one version was deleted
     version_count: int | None = None
     recoverable_until: datetime | None = _ts()
 

@@ -417,8 +417,11 @@ async def test_reference_client_credentials(vault_env: Vault,
     monkeypatch.setenv("SCAIKEY_CLIENT_SECRET", "wrong")
     ns = run(S.REFERENCE_CLIENT_CREDENTIALS, vault_env, os=os, ScaiVaultClient=ScaiVaultClient)
     async with ns["client"] as aclient:
-        with pytest.raises(AuthenticationError):
+        with pytest.raises(AuthenticationError) as info:
             await aclient.auth.whoami()
+    # Without the endpoint the auth layer answers authentication_required for any unknown
+    # route; a real token endpoint rejects the client itself (OAuth: invalid_client).
+    assert info.value.code != "authentication_required"
 
 
 def test_reference_async_usage(vault_env: Vault, client: SyncScaiVaultClient,

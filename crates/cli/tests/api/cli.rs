@@ -846,17 +846,20 @@ async fn secrets_write_json_file_cookbook() {
     .await
     .error(5, "invalid_json_file");
 
-    // Nested data is not a valid kv secret: the server's validation error, exit 5.
+    // Nested data is not a valid kv secret: the server's validation error, exit 5. (Without --type the
+    // server infers `json` for nested data.)
     let o = cli
         .run(&[
             "secrets",
             "write",
             "app/nested",
+            "--type",
+            "kv",
             "--json-file",
             "./config.json",
         ])
         .await;
-    o.code(5);
+    o.server_error(5, "validation_error");
     assert!(
         o.stderr.starts_with("error: ") && o.stderr.contains("(request req_"),
         "{o}"

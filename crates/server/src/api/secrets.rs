@@ -366,6 +366,8 @@ async fn write(
     for _attempt in 0..8 {
         let now = now_micros();
         let current = match state.store.get_secret(&tenant, &path).await? {
+            // A soft-deleted secret past its retention is purged by the write itself.
+            Some(s) if s.deleted_at.is_some() && s.recoverable_until.is_some_and(|u| u <= now) => 0,
             Some(s) if s.deleted_at.is_some() => {
                 return Err(ApiError::from_op(
                     scaivault_store::OpError::SoftDeleted {
