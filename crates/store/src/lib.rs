@@ -82,6 +82,18 @@ pub trait Store: Send + Sync + 'static {
 
     async fn audit_count(&self, tenant_id: &str) -> Result<i64>;
     async fn audit_tail(&self, tenant_id: &str, limit: i64) -> Result<Vec<AuditEntry>>;
+    async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>>;
+    /// Aggregates over the entries matching `q` (its cursor and limit are ignored).
+    async fn audit_stats(&self, q: &AuditQuery) -> Result<AuditStats>;
+    /// The tenant's chain in order, from `after_seq` (exclusive), for verification and export.
+    async fn audit_chain(
+        &self,
+        tenant_id: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>>;
+    /// The chain head (last seq and hash) recorded for a tenant.
+    async fn audit_head(&self, tenant_id: &str) -> Result<Option<(i64, Vec<u8>)>>;
 
     async fn apply(
         &self,
@@ -110,8 +122,14 @@ mod tests {
     fn shape(sql: &str) -> Vec<(String, Vec<String>)> {
         let mut out = Vec::new();
         for stmt in sql.split(';') {
-            let stmt: String = stmt.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
-            let Some(rest) = stmt.trim().strip_prefix("CREATE TABLE ") else { continue };
+            let stmt: String = stmt
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let Some(rest) = stmt.trim().strip_prefix("CREATE TABLE ") else {
+                continue;
+            };
             let (name, body) = rest.split_once('(').unwrap_or((rest, ""));
             let cols = body
                 .split(",\n")
@@ -127,18 +145,27 @@ mod tests {
     #[test]
     fn sqlite_and_postgres_migrations_have_the_same_tables_and_columns() {
         let dirs = |d: &str| -> Vec<(String, String)> {
-            let mut files: Vec<_> = std::fs::read_dir(format!("{}/migrations/{d}", env!("CARGO_MANIFEST_DIR")))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect();
+            let mut files: Vec<_> =
+                std::fs::read_dir(format!("{}/migrations/{d}", env!("CARGO_MANIFEST_DIR")))
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .collect();
             files.sort();
             files
                 .iter()
-                .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(p).unwrap()))
+                .map(|p| {
+                    (
+                        p.file_name().unwrap().to_string_lossy().into_owned(),
+                        std::fs::read_to_string(p).unwrap(),
+                    )
+                })
                 .collect()
         };
         let (lite, pg) = (dirs("sqlite"), dirs("postgres"));
-        assert_eq!(lite.iter().map(|f| &f.0).collect::<Vec<_>>(), pg.iter().map(|f| &f.0).collect::<Vec<_>>());
+        assert_eq!(
+            lite.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            pg.iter().map(|f| &f.0).collect::<Vec<_>>()
+        );
         for ((name, a), (_, b)) in lite.iter().zip(&pg) {
             assert!(!shape(a).is_empty(), "{name} declares no tables");
             assert_eq!(shape(a), shape(b), "{name} differs between dialects");

@@ -114,3 +114,41 @@ pub struct ListQuery<'a> {
 pub fn day_of(micros: i64) -> i64 {
     micros.div_euclid(86_400_000_000)
 }
+
+/// Filters of the audit query API. Results come newest first; `before_seq` is the cursor.
+#[derive(Debug, Default, Clone)]
+pub struct AuditQuery {
+    pub tenant_id: String,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub actions: Vec<String>,
+    pub identity_id: Option<String>,
+    pub identity_type: Option<String>,
+    pub path_prefix: Option<String>,
+    pub secret_path: Option<String>,
+    pub success: Option<bool>,
+    pub source_ip: Option<String>,
+    pub request_id: Option<String>,
+    pub before_seq: Option<i64>,
+    pub limit: i64,
+}
+
+/// An audit entry as stored: its place in the tenant's chain and its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub entry: scaivault_core::audit::AuditEntry,
+    pub hash: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditStats {
+    pub total: i64,
+    pub successful: i64,
+    pub by_action: Vec<(String, i64)>,
+    pub by_identity: Vec<(String, i64)>,
+    pub by_path: Vec<(String, i64)>,
+    pub by_source_ip: Vec<(String, i64)>,
+    pub first_at: Option<i64>,
+    pub last_at: Option<i64>,
+}

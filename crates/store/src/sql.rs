@@ -43,6 +43,67 @@ fn placeholders(from: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// A bind value for dynamically built audit queries.
+enum Arg {
+    S(String),
+    I(i64),
+    B(bool),
+}
+
+/// WHERE clause (numbered from $1) and its arguments for an audit query.
+fn audit_where(q: &crate::model::AuditQuery, with_cursor: bool) -> (String, Vec<Arg>) {
+    let mut conds = vec!["tenant_id = $1".to_owned()];
+    let mut args = vec![Arg::S(q.tenant_id.clone())];
+    fn push(conds: &mut Vec<String>, args: &mut Vec<Arg>, cond: &str, arg: Arg) {
+        args.push(arg);
+        conds.push(cond.replace('?', &format!("${}", args.len())));
+    }
+    if let Some(v) = q.from {
+        push(&mut conds, &mut args, "ts >= ?", Arg::I(v));
+    }
+    if let Some(v) = q.to {
+        push(&mut conds, &mut args, "ts <= ?", Arg::I(v));
+    }
+    if !q.actions.is_empty() {
+        let mut ph = Vec::new();
+        for a in &q.actions {
+            args.push(Arg::S(a.clone()));
+            ph.push(format!("${}", args.len()));
+        }
+        conds.push(format!("action IN ({})", ph.join(", ")));
+    }
+    let strings = [
+        ("identity_id = ?", &q.identity_id),
+        ("identity_type = ?", &q.identity_type),
+        ("secret_path = ?", &q.secret_path),
+        ("source_ip = ?", &q.source_ip),
+        ("request_id = ?", &q.request_id),
+    ];
+    for (cond, v) in strings {
+        if let Some(v) = v {
+            push(&mut conds, &mut args, cond, Arg::S(v.clone()));
+        }
+    }
+    if let Some(v) = &q.path_prefix {
+        push(&mut conds, &mut args, "secret_path >= ?", Arg::S(v.clone()));
+        push(
+            &mut conds,
+            &mut args,
+            "secret_path < ?",
+            Arg::S(scaivault_core::path::prefix_upper_bound(v)),
+        );
+    }
+    if let Some(v) = q.success {
+        push(&mut conds, &mut args, "success = ?", Arg::B(v));
+    }
+    if with_cursor {
+        if let Some(v) = q.before_seq {
+            push(&mut conds, &mut args, "seq < ?", Arg::I(v));
+        }
+    }
+    (conds.join(" AND "), args)
+}
+
 macro_rules! impl_store {
     ($name:ident, $db:ty, $row:ty, $backend:literal, $for_update:literal) => {
         pub struct $name {
@@ -875,6 +936,84 @@ macro_rules! impl_store {
                 let sql = format!("SELECT {AUDIT_COLS} FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT $2");
                 let rows = sqlx::query(&sql).bind(tenant_id).bind(limit).fetch_all(&self.read).await?;
                 rows.iter().map(|r| Self::audit_from_row(r).map_err(Into::into)).collect()
+            }
+
+
+            async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+                let (cond, args) = audit_where(q, true);
+                let sql = format!(
+                    "SELECT {AUDIT_COLS}, seq, hash FROM audit_log WHERE {cond} ORDER BY seq DESC LIMIT {}",
+                    q.limit.clamp(1, 10_000)
+                );
+                let mut query = sqlx::query(&sql);
+                for a in args {
+                    query = match a {
+                        Arg::S(v) => query.bind(v),
+                        Arg::I(v) => query.bind(v),
+                        Arg::B(v) => query.bind(v),
+                    };
+                }
+                let rows = query.fetch_all(&self.read).await?;
+                rows.iter()
+                    .map(|r| Ok(AuditRecord { entry: Self::audit_from_row(r)?, seq: r.try_get(15)?, hash: r.try_get(16)? }))
+                    .collect()
+            }
+
+            async fn audit_stats(&self, q: &AuditQuery) -> Result<AuditStats> {
+                let (cond, args) = audit_where(q, false);
+                let mut stats = AuditStats::default();
+                let totals = format!(
+                    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN success THEN 1 ELSE 0 END), 0), MIN(ts), MAX(ts) FROM audit_log WHERE {cond}"
+                );
+                let groups = [
+                    ("action", &mut stats.by_action),
+                    ("identity_id", &mut stats.by_identity),
+                    ("secret_path", &mut stats.by_path),
+                    ("source_ip", &mut stats.by_source_ip),
+                ];
+                fn bind_all<'q>(sql: &'q str, args: &[Arg]) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+                    let mut query = sqlx::query(sql);
+                    for a in args {
+                        query = match a {
+                            Arg::S(v) => query.bind(v.clone()),
+                            Arg::I(v) => query.bind(*v),
+                            Arg::B(v) => query.bind(*v),
+                        };
+                    }
+                    query
+                }
+                let r = bind_all(&totals, &args).fetch_one(&self.read).await?;
+                stats.total = r.try_get(0)?;
+                stats.successful = r.try_get(1)?;
+                stats.first_at = r.try_get(2)?;
+                stats.last_at = r.try_get(3)?;
+                for (col, out) in groups {
+                    let sql = format!(
+                        "SELECT {col}, COUNT(*) FROM audit_log WHERE {cond} AND {col} IS NOT NULL AND {col} <> '' \
+                         GROUP BY {col} ORDER BY COUNT(*) DESC, {col} LIMIT 1000"
+                    );
+                    for r in bind_all(&sql, &args).fetch_all(&self.read).await? {
+                        out.push((r.try_get(0)?, r.try_get(1)?));
+                    }
+                }
+                Ok(stats)
+            }
+
+            async fn audit_chain(&self, tenant_id: &str, after_seq: i64, limit: i64) -> Result<Vec<AuditRecord>> {
+                let sql = format!(
+                    "SELECT {AUDIT_COLS}, seq, hash FROM audit_log WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                );
+                let rows = sqlx::query(&sql).bind(tenant_id).bind(after_seq).bind(limit).fetch_all(&self.read).await?;
+                rows.iter()
+                    .map(|r| Ok(AuditRecord { entry: Self::audit_from_row(r)?, seq: r.try_get(15)?, hash: r.try_get(16)? }))
+                    .collect()
+            }
+
+            async fn audit_head(&self, tenant_id: &str) -> Result<Option<(i64, Vec<u8>)>> {
+                Ok(sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1")
+                    .bind(tenant_id)
+                    .fetch_optional(&self.read)
+                    .await?)
             }
 
             async fn apply(&self, ops: Vec<WriteOp>) -> Result<Vec<std::result::Result<OpOutcome, OpError>>> {

@@ -483,34 +483,39 @@ impl Resp {
 
     /// `{"error": {"code", "message", "details"?, "request_id"}}` with `request_id` equal to the header.
     pub fn assert_envelope(&self) {
-        let err = &self.body["error"];
-        assert!(err.is_object(), "no error envelope in {self}");
-        let code = err["code"]
-            .as_str()
-            .unwrap_or_else(|| panic!("error.code is not a string in {self}"));
-        assert!(
-            !code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
-            "error.code {code:?} is not lower snake_case in {self}"
-        );
-        assert!(
-            err["message"].is_string(),
-            "error.message is not a string in {self}"
-        );
-        let rid = err["request_id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("error.request_id missing in {self}"));
-        assert!(
-            rid.starts_with("req_"),
-            "request_id {rid:?} lacks req_ prefix in {self}"
-        );
-        assert_eq!(
-            self.request_id.as_deref(),
-            Some(rid),
-            "X-Request-ID header differs from error.request_id in {self}"
-        );
-        if let Some(obj) = self.body.as_object() {
-            assert_eq!(obj.len(), 1, "error body has keys besides `error`: {self}");
+        if let Some(problem) = self.envelope_problem() {
+            panic!("{problem} in {self}");
         }
+    }
+
+    /// What is wrong with the error envelope, if anything (for tests that collect failures).
+    pub fn envelope_problem(&self) -> Option<String> {
+        let err = &self.body["error"];
+        if !err.is_object() {
+            return Some("no error envelope".into());
+        }
+        let Some(code) = err["code"].as_str() else {
+            return Some("error.code is not a string".into());
+        };
+        if code.is_empty() || !code.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            return Some(format!("error.code {code:?} is not lower snake_case"));
+        }
+        if !err["message"].is_string() {
+            return Some("error.message is not a string".into());
+        }
+        let Some(rid) = err["request_id"].as_str() else {
+            return Some("error.request_id missing".into());
+        };
+        if !rid.starts_with("req_") {
+            return Some(format!("request_id {rid:?} lacks the req_ prefix"));
+        }
+        if self.request_id.as_deref() != Some(rid) {
+            return Some("X-Request-ID header differs from error.request_id".into());
+        }
+        if self.body.as_object().is_some_and(|o| o.len() != 1) {
+            return Some("error body has keys besides `error`".into());
+        }
+        None
     }
 
     /// `details.fields[].field` of a 422 `validation_error`.

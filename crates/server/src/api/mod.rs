@@ -1,5 +1,6 @@
 //! The `/v1` router: one module per API area, merged here, wrapped in the request pipeline.
 
+pub mod audit;
 pub mod auth;
 pub mod batch;
 pub mod ctx;
@@ -21,6 +22,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(system::router())
         .merge(auth::router())
+        .merge(audit::router())
         .merge(secrets::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
