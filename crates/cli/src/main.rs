@@ -79,6 +79,9 @@ struct ServerArgs {
     /// How long a soft-deleted secret stays restorable
     #[arg(long, env = "SOFT_DELETE_RETENTION", default_value = "30d")]
     soft_delete_retention: String,
+    /// Per-identity limits per minute overriding the defaults, e.g. "read=5000,write=500" ("all=0": off)
+    #[arg(long, env = "SCAIVAULT_RATE_LIMITS", value_name = "SPEC")]
+    rate_limits: Option<String>,
 }
 
 fn resolve(a: &ServerArgs) -> anyhow::Result<(Settings, LogFormat)> {
@@ -142,6 +145,8 @@ fn resolve(a: &ServerArgs) -> anyhow::Result<(Settings, LogFormat)> {
     }
     let retention = scaivault_core::duration::parse_seconds(&a.soft_delete_retention)
         .map_err(|e| anyhow::anyhow!("SOFT_DELETE_RETENTION: {}", e.message))?;
+    let rate_limits = scaivault_server::ratelimit::Limits::parse(a.rate_limits.as_deref())
+        .map_err(|e| anyhow::anyhow!("SCAIVAULT_RATE_LIMITS: {e}"))?;
     if std::env::var_os("REDIS_URL").is_some() {
         eprintln!("scaivault: note: REDIS_URL is set but not used yet by this build (per-node state only)");
     }
@@ -158,6 +163,7 @@ fn resolve(a: &ServerArgs) -> anyhow::Result<(Settings, LogFormat)> {
             dev_root_token: a.dev_root_token.clone(),
             max_body_bytes: a.max_body_bytes,
             soft_delete_retention_secs: retention,
+            rate_limits,
         },
         log_format,
     ))

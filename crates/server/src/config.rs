@@ -23,6 +23,7 @@ pub struct Settings {
     pub dev_root_token: Option<String>,
     pub max_body_bytes: usize,
     pub soft_delete_retention_secs: i64,
+    pub rate_limits: crate::ratelimit::Limits,
 }
 
 impl std::fmt::Debug for Settings {

@@ -7,6 +7,7 @@ pub mod authz;
 pub mod bootstrap;
 pub mod config;
 pub mod keys;
+pub mod ratelimit;
 pub mod serve;
 pub mod state;
 

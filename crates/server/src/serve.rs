@@ -60,6 +60,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let state = AppState(Arc::new(Inner {
         auth: Authenticator::new(store.clone()),
         authz: Authorizer,
+        rate: crate::ratelimit::RateLimiter::new(settings.rate_limits.clone()),
         committer,
         keys,
         store: store.clone(),

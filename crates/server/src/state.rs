@@ -2,6 +2,7 @@ use crate::auth::Authenticator;
 use crate::authz::Authorizer;
 use crate::config::Settings;
 use crate::keys::KeyRing;
+use crate::ratelimit::RateLimiter;
 use scaivault_store::{Committer, DynStore};
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +18,7 @@ pub struct Inner {
     pub keys: KeyRing,
     pub auth: Authenticator,
     pub authz: Authorizer,
+    pub rate: RateLimiter,
     pub started: Instant,
 }
 

@@ -65,6 +65,7 @@ class _ServerProcess:
         self.proc = subprocess.Popen(
             [str(binary), "server", "--dev", "--data-dir", data_dir,
              "--bind", "127.0.0.1:0", "--dev-root-token", token],
+            env={**os.environ, "SCAIVAULT_RATE_LIMITS": os.environ.get("SCAIVAULT_RATE_LIMITS", "all=0")},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._log,

@@ -47,6 +47,9 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub backend: Backend,
+    /// `SCAIVAULT_RATE_LIMITS` for the server; off by default so suites can write freely. Change it and
+    /// `restart()` to test limits.
+    pub rate_limits: String,
     child: Option<Child>,
     pg_db: Option<String>,
     logs: Arc<Mutex<Vec<String>>>,
@@ -77,6 +80,7 @@ pub async fn spawn(backend: Backend) -> TestServer {
         data_dir: tmp.path().to_path_buf(),
         database_url,
         backend,
+        rate_limits: "all=0".to_owned(),
         child: None,
         pg_db,
         logs: Arc::new(Mutex::new(Vec::new())),
@@ -139,6 +143,7 @@ impl TestServer {
             .env_remove("DATABASE_URL")
             .env_remove("REDIS_URL")
             .env_remove("BIND_ADDRESS")
+            .env("SCAIVAULT_RATE_LIMITS", &self.rate_limits)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

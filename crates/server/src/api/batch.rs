@@ -197,6 +197,11 @@ async fn batch_read(state: &AppState, ctx: &Ctx, body: Map<String, Value>) -> Ap
         }
     }
     let (retrieved, failed) = (secrets.len(), errs.len());
+    // A batch is one batch call (taken by the pipeline) plus one read per secret returned.
+    let n = u32::try_from(retrieved).unwrap_or(u32::MAX);
+    state
+        .rate
+        .take(&ctx.rate_key(), crate::ratelimit::Category::Read, n, true);
     Ok(Json(
         json!({ "secrets": secrets, "errors": errs, "retrieved": retrieved, "failed": failed }),
     )

@@ -3,6 +3,7 @@
 
 use super::error::{ApiError, ErrorCodeTag};
 use crate::auth::Principal;
+use crate::ratelimit::{Category, Decision};
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -54,6 +55,14 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The rate-limit bucket owner: the identity within its tenant.
+    pub fn rate_key(&self) -> String {
+        format!(
+            "{}\u{0}{}",
+            self.principal.tenant_id, self.principal.identity_id
+        )
+    }
+
     /// Names what this request does, for its audit entry.
     pub fn audit(&self, action: &'static str, path: Option<&str>) {
         let mut d = self.draft.lock();
@@ -154,6 +163,36 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     }
 }
 
+fn rate_limited(category: Category, d: &Decision) -> Response {
+    let e = Error::new(
+        scaivault_core::ErrorCode::RateLimited,
+        format!("Rate limit of {} {} requests per minute exceeded; retry after {} s", d.limit, category.name(), d.retry_after),
+    )
+    .with_details(serde_json::json!({ "category": category.name(), "limit": d.limit, "retry_after": d.retry_after }));
+    let mut resp = ApiError(e).into_response();
+    if let Ok(v) = HeaderValue::from_str(&d.retry_after.to_string()) {
+        resp.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+pub fn set_rate_headers(resp: &mut Response, d: &Decision) {
+    if d.limit == 0 {
+        return;
+    }
+    let h = resp.headers_mut();
+    for (name, value) in [
+        ("x-ratelimit-limit", d.limit.to_string()),
+        ("x-ratelimit-remaining", d.remaining.to_string()),
+        ("x-ratelimit-reset", d.reset_unix.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+}
+
 fn is_public(path: &str) -> bool {
     matches!(path, "/v1/health" | "/v1/health/ready" | "/v1/version")
 }
@@ -193,7 +232,14 @@ pub async fn pipeline(State(state): State<AppState>, mut req: Request, next: Nex
             draft: Arc::new(Mutex::new(AuditDraft::default())),
         };
         req.extensions_mut().insert(ctx.clone());
-        let resp = next.run(req).await;
+        let category = Category::of(&method, req.uri().path());
+        let decision = state.rate.take(&ctx.rate_key(), category, 1, false);
+        let mut resp = if decision.allowed {
+            next.run(req).await
+        } else {
+            rate_limited(category, &decision)
+        };
+        set_rate_headers(&mut resp, &decision);
         let tag = resp.extensions().get::<ErrorCodeTag>().copied();
         let entries = ctx.entries_after(resp.status().as_u16(), tag, &method);
         // The entry must be durable before the response leaves; if it cannot be, the request fails.

@@ -1,0 +1,332 @@
+//! Per-identity rate limits: one token bucket per (identity, category), refilled continuously at the
+//! category's per-minute rate, with the per-minute limit as burst capacity. In memory on this node.
+
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Category {
+    Read,
+    Write,
+    Delete,
+    List,
+    BatchRead,
+    BatchMetadata,
+    AuditQuery,
+    AuditExport,
+    Policy,
+    PolicyTest,
+    IdentityRead,
+    Whoami,
+    Admin,
+}
+
+impl Category {
+    pub const ALL: [Category; 13] = [
+        Category::Read,
+        Category::Write,
+        Category::Delete,
+        Category::List,
+        Category::BatchRead,
+        Category::BatchMetadata,
+        Category::AuditQuery,
+        Category::AuditExport,
+        Category::Policy,
+        Category::PolicyTest,
+        Category::IdentityRead,
+        Category::Whoami,
+        Category::Admin,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Read => "read",
+            Category::Write => "write",
+            Category::Delete => "delete",
+            Category::List => "list",
+            Category::BatchRead => "batch_read",
+            Category::BatchMetadata => "batch_metadata",
+            Category::AuditQuery => "audit_query",
+            Category::AuditExport => "audit_export",
+            Category::Policy => "policy",
+            Category::PolicyTest => "policy_test",
+            Category::IdentityRead => "identity_read",
+            Category::Whoami => "whoami",
+            Category::Admin => "admin",
+        }
+    }
+
+    /// The documented per-minute defaults of the managed service.
+    pub fn default_per_minute(self) -> u32 {
+        match self {
+            Category::Read => 1000,
+            Category::Write
+            | Category::Delete
+            | Category::List
+            | Category::BatchRead
+            | Category::BatchMetadata => 100,
+            Category::AuditQuery | Category::Policy => 50,
+            Category::AuditExport => 5,
+            Category::PolicyTest => 200,
+            Category::IdentityRead => 100,
+            Category::Whoami => 300,
+            Category::Admin => 100,
+        }
+    }
+
+    /// Which bucket a request draws from.
+    pub fn of(method: &axum::http::Method, path: &str) -> Category {
+        use axum::http::Method;
+        let p = path.trim_start_matches("/v1/");
+        if p.starts_with("auth/whoami") || p.starts_with("auth/introspect") {
+            return Category::Whoami;
+        }
+        if p.starts_with("audit/export") {
+            return Category::AuditExport;
+        }
+        if p.starts_with("audit/") {
+            return Category::AuditQuery;
+        }
+        if p == "policies/test" {
+            return Category::PolicyTest;
+        }
+        if p.starts_with("policies") {
+            return Category::Policy;
+        }
+        if p.starts_with("identity/") {
+            return Category::IdentityRead;
+        }
+        if p == "secrets/batch" {
+            return Category::BatchRead;
+        }
+        if p == "secrets/batch/metadata" {
+            return Category::BatchMetadata;
+        }
+        if p == "secrets"
+            || p.ends_with("/metadata") && *method == Method::GET
+            || p.ends_with("/versions")
+        {
+            return Category::List;
+        }
+        if p.starts_with("secrets/") {
+            return match *method {
+                Method::GET | Method::HEAD => Category::Read,
+                Method::DELETE => Category::Delete,
+                _ => Category::Write,
+            };
+        }
+        Category::Admin
+    }
+}
+
+/// Limits per category, from defaults plus `SCAIVAULT_RATE_LIMITS` overrides ("read=5000,write=500";
+/// `0` disables a category's limit).
+#[derive(Debug, Clone)]
+pub struct Limits(HashMap<Category, u32>);
+
+impl Limits {
+    pub fn parse(spec: Option<&str>) -> Result<Limits, String> {
+        let mut m: HashMap<Category, u32> = Category::ALL
+            .iter()
+            .map(|c| (*c, c.default_per_minute()))
+            .collect();
+        for part in spec
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("'{part}' is not category=limit"))?;
+            let n: u32 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("'{v}' is not a per-minute number"))?;
+            if k.trim() == "all" {
+                m.values_mut().for_each(|x| *x = n);
+                continue;
+            }
+            let c = Category::ALL
+                .iter()
+                .find(|c| c.name() == k.trim())
+                .ok_or_else(|| format!("unknown rate-limit category '{k}'"))?;
+            m.insert(*c, n);
+        }
+        Ok(Limits(m))
+    }
+
+    pub fn get(&self, c: Category) -> u32 {
+        self.0
+            .get(&c)
+            .copied()
+            .unwrap_or_else(|| c.default_per_minute())
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// What a take left behind, for the `X-RateLimit-*` headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Unix time at which the bucket is full again.
+    pub reset_unix: u64,
+    /// Seconds until one token is available (when refused).
+    pub retry_after: u64,
+}
+
+const SHARDS: usize = 16;
+
+pub struct RateLimiter {
+    limits: Limits,
+    shards: Vec<Mutex<HashMap<(String, Category), Bucket>>>,
+}
+
+fn shard_of(key: &str) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0)
+}
+
+impl RateLimiter {
+    pub fn new(limits: Limits) -> RateLimiter {
+        RateLimiter {
+            limits,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    /// Takes `n` tokens. With `force`, takes them even into debt (work already done, e.g. the N reads
+    /// of a batch), so the next requests wait.
+    pub fn take(&self, who: &str, c: Category, n: u32, force: bool) -> Decision {
+        let limit = self.limits.get(c);
+        let now_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs();
+        if limit == 0 {
+            return Decision {
+                allowed: true,
+                limit: 0,
+                remaining: 0,
+                reset_unix: now_unix,
+                retry_after: 0,
+            };
+        }
+        let cap = f64::from(limit);
+        let rate = cap / 60.0;
+        let mut shard = self.shards[shard_of(who)].lock();
+        if shard.len() > 200_000 {
+            // Idle buckets are full buckets: dropping them loses nothing.
+            shard.retain(|_, b| b.last.elapsed() < Duration::from_secs(120));
+        }
+        let b = shard.entry((who.to_owned(), c)).or_insert(Bucket {
+            tokens: cap,
+            last: Instant::now(),
+        });
+        let now = Instant::now();
+        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * rate).min(cap);
+        b.last = now;
+        let want = f64::from(n);
+        let allowed = b.tokens >= want;
+        if allowed || force {
+            b.tokens -= want;
+        }
+        let remaining = if b.tokens <= 0.0 {
+            0
+        } else {
+            b.tokens.floor() as u32
+        };
+        let to_full = ((cap - b.tokens) / rate).ceil().max(0.0) as u64;
+        let retry_after = if allowed {
+            0
+        } else {
+            ((want - b.tokens) / rate).ceil().max(1.0) as u64
+        };
+        Decision {
+            allowed,
+            limit,
+            remaining,
+            reset_unix: now_unix + to_full,
+            retry_after,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Method;
+
+    #[test]
+    fn categories() {
+        assert_eq!(
+            Category::of(&Method::GET, "/v1/secrets/a/b"),
+            Category::Read
+        );
+        assert_eq!(Category::of(&Method::GET, "/v1/secrets"), Category::List);
+        assert_eq!(
+            Category::of(&Method::GET, "/v1/secrets/a/metadata"),
+            Category::List
+        );
+        assert_eq!(
+            Category::of(&Method::PATCH, "/v1/secrets/a/metadata"),
+            Category::Write
+        );
+        assert_eq!(
+            Category::of(&Method::POST, "/v1/secrets/batch"),
+            Category::BatchRead
+        );
+        assert_eq!(
+            Category::of(&Method::DELETE, "/v1/secrets/a"),
+            Category::Delete
+        );
+        assert_eq!(
+            Category::of(&Method::GET, "/v1/audit/logs"),
+            Category::AuditQuery
+        );
+        assert_eq!(
+            Category::of(&Method::GET, "/v1/auth/whoami"),
+            Category::Whoami
+        );
+    }
+
+    #[test]
+    fn bucket_allows_burst_then_refuses() {
+        let rl = RateLimiter::new(Limits::parse(Some("write=3")).unwrap());
+        for i in 0..3 {
+            let d = rl.take("a", Category::Write, 1, false);
+            assert!(d.allowed, "{i}");
+            assert_eq!(d.remaining, 2 - i);
+        }
+        let d = rl.take("a", Category::Write, 1, false);
+        assert!(!d.allowed && d.retry_after >= 1);
+        assert!(
+            rl.take("b", Category::Write, 1, false).allowed,
+            "buckets are per identity"
+        );
+        let d = rl.take("c", Category::Write, 10, true);
+        assert!(d.allowed == false && d.remaining == 0);
+        assert!(
+            !rl.take("c", Category::Write, 1, false).allowed,
+            "forced debt blocks the next request"
+        );
+    }
+
+    #[test]
+    fn parse_overrides() {
+        let l = Limits::parse(Some("read=5, all=7")).unwrap();
+        assert_eq!(l.get(Category::Read), 7);
+        assert!(Limits::parse(Some("nope=1")).is_err());
+        assert!(Limits::parse(Some("read=x")).is_err());
+        assert_eq!(Limits::parse(None).unwrap().get(Category::Read), 1000);
+    }
+}
