@@ -51,6 +51,12 @@ pub trait Store: Send + Sync + 'static {
     async fn get_identity(&self, tenant_id: &str, id: &str) -> Result<Option<IdentityRow>>;
     async fn insert_token(&self, t: &TokenRow) -> Result<()>;
     async fn token_by_hash(&self, hash: &[u8]) -> Result<Option<TokenRow>>;
+    /// The tenant's tokens, newest first; only `identity_id`'s when given. Hashes are returned empty.
+    async fn list_tokens(
+        &self,
+        tenant_id: &str,
+        identity_id: Option<&str>,
+    ) -> Result<Vec<TokenRow>>;
 
     async fn get_secret(&self, tenant_id: &str, path: &str) -> Result<Option<SecretRow>>;
     /// The secret and one version's sealed value: `version` or, when `None`, the newest active version.

@@ -38,6 +38,18 @@ pub enum WriteOp {
         now: i64,
         audit: Vec<AuditEntry>,
     },
+    InsertToken {
+        row: crate::model::TokenRow,
+        audit: Vec<AuditEntry>,
+    },
+    /// Revokes a live token of the tenant; with `owner`, only if that identity owns it.
+    RevokeToken {
+        tenant_id: String,
+        token_id: String,
+        owner: Option<String>,
+        now: i64,
+        audit: Vec<AuditEntry>,
+    },
 }
 
 #[derive(Debug)]
@@ -82,7 +94,9 @@ impl WriteOp {
             WriteOp::DeleteSecret { audit, .. }
             | WriteOp::DeleteVersion { audit, .. }
             | WriteOp::HardDelete { audit, .. }
-            | WriteOp::Restore { audit, .. } => audit,
+            | WriteOp::Restore { audit, .. }
+            | WriteOp::InsertToken { audit, .. }
+            | WriteOp::RevokeToken { audit, .. } => audit,
         }
     }
 }
@@ -99,6 +113,7 @@ pub enum OpOutcome {
     Deleted {
         version_count: i64,
     },
+    Done,
 }
 
 /// Why one operation of a batch did not apply; the rest of the batch is unaffected.

@@ -442,6 +442,42 @@ macro_rules! impl_store {
                         Self::purge(c, tenant_id, path).await?;
                         Ok(Ok(OpOutcome::Deleted { version_count }))
                     }
+                    WriteOp::InsertToken { row: t, .. } => {
+                        sqlx::query(
+                            "INSERT INTO tokens (id, token_hash, tenant_id, identity_id, name, scopes, created_at, expires_at, revoked_at, created_by) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        )
+                        .bind(&t.id)
+                        .bind(&t.token_hash)
+                        .bind(&t.tenant_id)
+                        .bind(&t.identity_id)
+                        .bind(&t.name)
+                        .bind(&t.scopes)
+                        .bind(t.created_at)
+                        .bind(t.expires_at)
+                        .bind(t.revoked_at)
+                        .bind(&t.created_by)
+                        .execute(&mut *c)
+                        .await?;
+                        Ok(Ok(OpOutcome::Done))
+                    }
+                    WriteOp::RevokeToken { tenant_id, token_id, owner, now, .. } => {
+                        let n = sqlx::query(
+                            "UPDATE tokens SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL \
+                             AND ($4 IS NULL OR identity_id = $4)",
+                        )
+                        .bind(tenant_id)
+                        .bind(token_id)
+                        .bind(now)
+                        .bind(owner)
+                        .execute(&mut *c)
+                        .await?
+                        .rows_affected();
+                        if n == 0 {
+                            return Ok(Err(OpError::NotFound));
+                        }
+                        Ok(Ok(OpOutcome::Done))
+                    }
                     WriteOp::Restore { tenant_id, path, version, by, now, .. } => {
                         let Some(s) = Self::lock_secret(c, tenant_id, path).await? else {
                             return Ok(Err(OpError::NotFound));
@@ -760,6 +796,33 @@ macro_rules! impl_store {
                     }),
                     None => None,
                 })
+            }
+
+            async fn list_tokens(&self, tenant_id: &str, identity_id: Option<&str>) -> Result<Vec<TokenRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, tenant_id, identity_id, name, scopes, created_at, expires_at, revoked_at, created_by \
+                     FROM tokens WHERE tenant_id = $1 AND ($2 IS NULL OR identity_id = $2) ORDER BY created_at DESC LIMIT 1000",
+                )
+                .bind(tenant_id)
+                .bind(identity_id)
+                .fetch_all(&self.read)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    out.push(TokenRow {
+                        id: r.try_get(0)?,
+                        token_hash: vec![],
+                        tenant_id: r.try_get(1)?,
+                        identity_id: r.try_get(2)?,
+                        name: r.try_get(3)?,
+                        scopes: r.try_get(4)?,
+                        created_at: r.try_get(5)?,
+                        expires_at: r.try_get(6)?,
+                        revoked_at: r.try_get(7)?,
+                        created_by: r.try_get(8)?,
+                    });
+                }
+                Ok(out)
             }
 
             async fn get_secret(&self, tenant_id: &str, path: &str) -> Result<Option<SecretRow>> {

@@ -207,7 +207,6 @@ async fn unknown_routes_and_methods(backend: Backend) {
         (Method::DELETE, "/v1/secrets"),
         (Method::PATCH, "/v1/secrets/apps/db"),
         (Method::POST, "/v1/secrets/apps/db"),
-        (Method::PUT, "/v1/secrets/batch"),
     ];
     let mut bad = Vec::new();
     for (m, p) in wrong {

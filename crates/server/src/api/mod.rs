@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod secrets;
 pub mod system;
+pub mod tokens;
 pub mod view;
 
 use crate::state::AppState;
@@ -23,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .merge(system::router())
         .merge(auth::router())
         .merge(audit::router())
+        .merge(tokens::router())
         .merge(secrets::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
