@@ -171,7 +171,7 @@ mod tests {
 
     #[test]
     fn rejects_each_rule() {
-        let deep = vec!["a"; 11].join("/");
+        let deep = ["a"; 11].join("/");
         let long = "a".repeat(513);
         for p in [
             "",
@@ -190,7 +190,7 @@ mod tests {
             let e = validate(p).unwrap_err();
             assert_eq!(e.code, crate::ErrorCode::InvalidPath, "{p}");
         }
-        assert!(validate(&vec!["a"; 10].join("/")).is_ok());
+        assert!(validate(&["a"; 10].join("/")).is_ok());
         assert!(validate(&"a".repeat(512)).is_ok());
         assert!(validate("versions/a").is_ok());
     }

@@ -314,7 +314,7 @@ mod tests {
             "buckets are per identity"
         );
         let d = rl.take("c", Category::Write, 10, true);
-        assert!(d.allowed == false && d.remaining == 0);
+        assert!(!d.allowed && d.remaining == 0);
         assert!(
             !rl.take("c", Category::Write, 1, false).allowed,
             "forced debt blocks the next request"

@@ -104,6 +104,33 @@ fn audit_where(q: &crate::model::AuditQuery, with_cursor: bool) -> (String, Vec<
     (conds.join(" AND "), args)
 }
 
+/// PostgreSQL text cannot hold NUL; an entry must never fail its whole commit batch over one, so NULs in
+/// client-supplied fields are replaced before the entry is hashed and stored.
+fn sanitize(e: &AuditEntry) -> AuditEntry {
+    let fix = |s: &str| {
+        if s.contains('\0') {
+            s.replace('\0', "\u{FFFD}")
+        } else {
+            s.to_owned()
+        }
+    };
+    let fix_opt = |s: &Option<String>| s.as_deref().map(fix);
+    AuditEntry {
+        id: fix(&e.id),
+        tenant_id: fix(&e.tenant_id),
+        action: fix(&e.action),
+        identity_type: fix(&e.identity_type),
+        identity_id: fix(&e.identity_id),
+        secret_path: fix_opt(&e.secret_path),
+        source_ip: fix_opt(&e.source_ip),
+        user_agent: fix_opt(&e.user_agent),
+        error_code: fix_opt(&e.error_code),
+        request_id: fix(&e.request_id),
+        extra_data: fix(&e.extra_data),
+        ..e.clone()
+    }
+}
+
 macro_rules! impl_store {
     ($name:ident, $db:ty, $row:ty, $backend:literal, $for_update:literal) => {
         pub struct $name {
@@ -551,7 +578,7 @@ macro_rules! impl_store {
                 access: &mut HashMap<(String, String, i64), (i64, i64)>,
             ) -> std::result::Result<(), sqlx::Error> {
                 for e in entries {
-                    let mut e = e.clone();
+                    let mut e = sanitize(e);
                     if let Some(err) = failure {
                         let (code, status) = err.code();
                         e.success = false;
@@ -971,7 +998,7 @@ macro_rules! impl_store {
                     return Ok(vec![]);
                 }
                 let sql = format!(
-                    "SELECT path, MAX(last_at), SUM(CASE WHEN day >= $2 THEN reads ELSE 0 END) FROM secret_access_daily \
+                    "SELECT path, MAX(last_at), CAST(SUM(CASE WHEN day >= $2 THEN reads ELSE 0 END) AS BIGINT) FROM secret_access_daily \
                      WHERE tenant_id = $1 AND path IN ({}) GROUP BY path",
                     placeholders(3, paths.len())
                 );
@@ -1026,7 +1053,7 @@ macro_rules! impl_store {
                 let (cond, args) = audit_where(q, false);
                 let mut stats = AuditStats::default();
                 let totals = format!(
-                    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN success THEN 1 ELSE 0 END), 0), MIN(ts), MAX(ts) FROM audit_log WHERE {cond}"
+                    "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN success THEN 1 ELSE 0 END), 0) AS BIGINT), MIN(ts), MAX(ts) FROM audit_log WHERE {cond}"
                 );
                 let groups = [
                     ("action", &mut stats.by_action),

@@ -140,7 +140,6 @@ async fn put_creates_then_updates(backend: Backend) {
         "expires_at",
         "rotation_policy_id",
         "secret_policy_id",
-        "last_accessed_at",
         "metadata",
     ] {
         assert!(has_key(&got, k), "read response lacks {k}: {got}");

@@ -3,9 +3,9 @@
 
 use super::ctx::Ctx;
 use super::error::ApiResult;
-use super::extract::QueryMap;
+use super::extract::{PathParam, QueryMap};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -60,10 +60,8 @@ fn time_param(q: &QueryMap, key: &str) -> Result<Option<i64>, Error> {
     }
 }
 
-fn text_param(q: &QueryMap, key: &str) -> Option<String> {
-    q.get(key)
-        .filter(|v| !v.is_empty())
-        .map(|v| v.chars().take(600).collect())
+fn text_param(q: &QueryMap, key: &str) -> Result<Option<String>, Error> {
+    q.text(key).map_err(|e| e.0)
 }
 
 /// The documented filters, shared by every trail endpoint.
@@ -86,7 +84,7 @@ fn parse_filters(q: &QueryMap, tenant: &str) -> Result<AuditQuery, Error> {
             "Query parameter 'action' must be action names, comma-separated",
         ));
     }
-    let identity_type = text_param(q, "identity_type");
+    let identity_type = text_param(q, "identity_type")?;
     if let Some(t) = &identity_type {
         if !matches!(
             t.as_str(),
@@ -97,7 +95,7 @@ fn parse_filters(q: &QueryMap, tenant: &str) -> Result<AuditQuery, Error> {
             ));
         }
     }
-    let path_prefix = text_param(q, "path_prefix");
+    let path_prefix = text_param(q, "path_prefix")?;
     if let Some(p) = &path_prefix {
         spath::validate_prefix(p)?;
     }
@@ -132,13 +130,13 @@ fn parse_filters(q: &QueryMap, tenant: &str) -> Result<AuditQuery, Error> {
         from: time_param(q, "from")?,
         to: time_param(q, "to")?,
         actions,
-        identity_id: text_param(q, "identity_id"),
+        identity_id: text_param(q, "identity_id")?,
         identity_type,
         path_prefix,
         secret_path: None,
         success,
-        source_ip: text_param(q, "source_ip"),
-        request_id: text_param(q, "request_id"),
+        source_ip: text_param(q, "source_ip")?,
+        request_id: text_param(q, "request_id")?,
         before_seq,
         limit,
     })
@@ -216,7 +214,7 @@ async fn logs(State(state): State<AppState>, ctx: Ctx, q: QueryMap) -> ApiResult
 async fn for_secret(
     State(state): State<AppState>,
     ctx: Ctx,
-    Path(path): Path<String>,
+    PathParam(path): PathParam,
     q: QueryMap,
 ) -> ApiResult<Response> {
     ctx.audit("audit_query", Some(&path));
@@ -254,13 +252,13 @@ async fn for_secret(
 async fn for_identity(
     State(state): State<AppState>,
     ctx: Ctx,
-    Path(identity): Path<String>,
+    PathParam(identity): PathParam,
     q: QueryMap,
 ) -> ApiResult<Response> {
     ctx.audit("audit_query", None);
     ctx.audit_extra("identity_id", json!(identity));
     ctx.principal.require_scope(AUDIT_READ)?;
-    if identity.is_empty() || identity.len() > 320 {
+    if identity.is_empty() || identity.len() > 320 || identity.chars().any(char::is_control) {
         return Err(Error::invalid_request("identity id must be 1 to 320 characters").into());
     }
     let mut filters = parse_filters(&q, &ctx.principal.tenant_id)?;

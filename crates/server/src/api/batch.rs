@@ -4,12 +4,12 @@
 
 use super::ctx::{AuditItem, Ctx};
 use super::error::ApiResult;
-use super::extract::JsonObject;
+use super::extract::{JsonObject, PathParam};
 use super::secrets::{decrypt, readable_version, restore};
 use super::view;
 use crate::authz::Permission;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use scaivault_core::path::{self as spath, Pattern};
@@ -25,7 +25,7 @@ const MAX_EXPANSION: usize = 1000;
 pub async fn post_any(
     State(state): State<AppState>,
     ctx: Ctx,
-    Path(rest): Path<String>,
+    PathParam(rest): PathParam,
     body: JsonObject,
 ) -> ApiResult<Response> {
     match rest.as_str() {
@@ -34,8 +34,8 @@ pub async fn post_any(
         _ => match rest.strip_suffix("/restore") {
             Some(path) => restore(&state, &ctx, path, body).await,
             None => Err(Error::new(
-                ErrorCode::NotFound,
-                "No such endpoint: POST /v1/secrets/{path} takes /restore",
+                ErrorCode::MethodNotAllowed,
+                "POST on a secret path is only for /restore; write with PUT",
             )
             .into()),
         },

@@ -74,6 +74,17 @@ impl QueryMap {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A free-text parameter (an id, an IP): at most 600 characters, no control characters.
+    pub fn text(&self, key: &str) -> Result<Option<String>, ApiError> {
+        match self.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) if v.len() <= 600 && !v.chars().any(char::is_control) => Ok(Some(v.to_owned())),
+            Some(_) => Err(ApiError(Error::invalid_request(format!(
+                "Query parameter '{key}' must be at most 600 characters without control characters"
+            )))),
+        }
+    }
+
     pub fn bool(&self, key: &str) -> Result<bool, ApiError> {
         match self.get(key) {
             None => Ok(false),
@@ -147,6 +158,33 @@ fn decode(s: &str) -> Result<String, ApiError> {
     }
     String::from_utf8(out)
         .map_err(|_| ApiError(Error::invalid_request("Query string is not UTF-8")))
+}
+
+/// A path parameter that is valid UTF-8 without NUL; anything else is an `invalid_path` in the envelope.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let bad = || {
+            ApiError(Error::new(
+                ErrorCode::InvalidPath,
+                "Path is not valid UTF-8 text",
+            ))
+        };
+        let axum::extract::Path(p) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| bad())?;
+        if p.contains('\0') {
+            return Err(bad());
+        }
+        Ok(PathParam(p))
+    }
 }
 
 #[cfg(test)]

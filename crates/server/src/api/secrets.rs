@@ -4,11 +4,11 @@
 
 use super::ctx::Ctx;
 use super::error::{ApiError, ApiResult};
-use super::extract::{JsonObject, QueryMap};
+use super::extract::{JsonObject, PathParam, QueryMap};
 use super::view;
 use crate::authz::Permission;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -41,7 +41,7 @@ fn split_suffix<'a>(rest: &'a str, suffix: &str) -> Option<&'a str> {
 async fn get_any(
     state: State<AppState>,
     ctx: Ctx,
-    Path(rest): Path<String>,
+    PathParam(rest): PathParam,
     q: QueryMap,
 ) -> ApiResult<Response> {
     if let Some(path) = split_suffix(&rest, "versions") {
@@ -56,7 +56,7 @@ async fn get_any(
 async fn patch_any(
     state: State<AppState>,
     ctx: Ctx,
-    Path(rest): Path<String>,
+    PathParam(rest): PathParam,
     body: JsonObject,
 ) -> ApiResult<Response> {
     match split_suffix(&rest, "metadata") {
@@ -350,7 +350,7 @@ fn conflict(path: &str, current: i64) -> ApiError {
 async fn write(
     State(state): State<AppState>,
     ctx: Ctx,
-    Path(path): Path<String>,
+    PathParam(path): PathParam,
     body: JsonObject,
 ) -> ApiResult<Response> {
     ctx.audit("write", Some(&path));
@@ -526,7 +526,7 @@ async fn update_metadata(
 async fn delete(
     State(state): State<AppState>,
     ctx: Ctx,
-    Path(path): Path<String>,
+    PathParam(path): PathParam,
     q: QueryMap,
 ) -> ApiResult<Response> {
     ctx.audit("delete", Some(&path));

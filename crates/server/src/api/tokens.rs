@@ -4,11 +4,11 @@
 
 use super::ctx::Ctx;
 use super::error::{ApiError, ApiResult};
-use super::extract::{JsonObject, QueryMap};
+use super::extract::{JsonObject, PathParam, QueryMap};
 use super::view;
 use crate::auth::hash_token;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
@@ -142,10 +142,10 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> Ap
 async fn list(State(state): State<AppState>, ctx: Ctx, q: QueryMap) -> ApiResult<Response> {
     ctx.audit("token_list", None);
     let p = &ctx.principal;
-    let who = match q.get("identity_id") {
+    let who = match q.text("identity_id")? {
         Some(id) if id != p.identity_id => {
             p.require_scope(scope::ADMIN)?;
-            Some(id.to_owned())
+            Some(id)
         }
         _ if q.bool("all")? => {
             p.require_scope(scope::ADMIN)?;
@@ -167,7 +167,7 @@ async fn list(State(state): State<AppState>, ctx: Ctx, q: QueryMap) -> ApiResult
 async fn revoke(
     State(state): State<AppState>,
     ctx: Ctx,
-    Path(token_id): Path<String>,
+    PathParam(token_id): PathParam,
 ) -> ApiResult<Response> {
     ctx.audit("token_revoke", None);
     let p = &ctx.principal;
