@@ -187,7 +187,7 @@ macro_rules! impl_store {
                     source_ip: r.try_get(7)?,
                     user_agent: r.try_get(8)?,
                     success: r.try_get(9)?,
-                    status: r.try_get(10)?,
+                    status: i32::try_from(r.try_get::<i64, _>(10)?).unwrap_or(0),
                     error_code: r.try_get(11)?,
                     duration_ms: r.try_get(12)?,
                     request_id: r.try_get(13)?,

@@ -34,4 +34,5 @@ mod encryption;
 mod errors;
 mod harness;
 mod health;
+mod identity;
 mod secrets;
