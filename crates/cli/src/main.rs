@@ -224,7 +224,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Server(args) => match rt.block_on(server(*args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -233,5 +233,8 @@ fn main() -> ExitCode {
             }
         },
         Command::Client(cmd) => rt.block_on(client::run(cmd, cli.global)),
-    }
+    };
+    // Leftover tasks (idle connections, the committer waiting for work) must not hold up the exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
 }

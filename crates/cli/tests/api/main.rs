@@ -36,3 +36,4 @@ mod harness;
 mod health;
 mod identity;
 mod secrets;
+mod serving;
