@@ -171,7 +171,8 @@ fn misconfiguration_is_one_clear_line_and_nonzero_exit() {
         v.extend_from_slice(extra);
         v.into_iter().map(str::to_owned).collect::<Vec<_>>()
     };
-    let cases: Vec<(Vec<String>, Option<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Vec<String>, Option<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (vec!["server".into()], None, "DATABASE_URL"),
         (dev(&[]), Some(("BIND_ADDRESS", "nonsense")), "BIND_ADDRESS"),
         (
