@@ -68,7 +68,14 @@ async fn run(store: DynStore, mut rx: mpsc::UnboundedReceiver<Job>, depth: Arc<A
         let (ops, replies): (Vec<WriteOp>, Vec<_>) =
             batch.drain(..).map(|j| (j.op, j.reply)).unzip();
         let n = replies.len();
-        match store.apply(ops).await {
+        let started = std::time::Instant::now();
+        let applied = store.apply(ops).await;
+        tracing::debug!(
+            batch = n,
+            micros = started.elapsed().as_micros() as u64,
+            "committed"
+        );
+        match applied {
             Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);

@@ -131,11 +131,25 @@ fn sanitize(e: &AuditEntry) -> AuditEntry {
     }
 }
 
+type Head = (i64, Vec<u8>);
+
+/// What one commit accumulates for the audit log: chain heads of the tenants it touches, the chained
+/// rows, and the daily read counters.
+#[derive(Default)]
+struct AuditBatch {
+    heads: HashMap<String, Head>,
+    rows: Vec<(AuditEntry, i64, [u8; 32])>,
+    access: HashMap<(String, String, i64), (i64, i64)>,
+}
+
 macro_rules! impl_store {
     ($name:ident, $db:ty, $row:ty, $backend:literal, $for_update:literal) => {
         pub struct $name {
             read: sqlx::Pool<$db>,
             write: sqlx::Pool<$db>,
+            /// Audit chain heads as last committed, when this process is the database's only writer
+            /// (SQLite). PostgreSQL nodes share the database and lock the head row instead.
+            heads: Option<parking_lot::Mutex<HashMap<String, Head>>>,
         }
 
         impl $name {
@@ -569,14 +583,16 @@ macro_rules! impl_store {
                 }
             }
 
-            /// Appends entries to each tenant's hash chain. `heads` caches chain heads for the batch.
+            /// Appends entries to each tenant's hash chain. `heads` caches chain heads for the batch; the
+            /// rows go in with multi-row INSERTs so a commit costs a few statements, not one per entry.
             async fn append_audit(
                 c: &mut <$db as sqlx::Database>::Connection,
                 entries: &[AuditEntry],
                 failure: Option<&OpError>,
-                heads: &mut HashMap<String, (i64, Vec<u8>)>,
-                access: &mut HashMap<(String, String, i64), (i64, i64)>,
+                batch: &mut AuditBatch,
+                cache: Option<&parking_lot::Mutex<HashMap<String, Head>>>,
             ) -> std::result::Result<(), sqlx::Error> {
+                let AuditBatch { heads, rows, access } = batch;
                 for e in entries {
                     let mut e = sanitize(e);
                     if let Some(err) = failure {
@@ -584,6 +600,11 @@ macro_rules! impl_store {
                         e.success = false;
                         e.status = status;
                         e.error_code = Some(code.to_owned());
+                    }
+                    if !heads.contains_key(&e.tenant_id) {
+                        if let Some(h) = cache.and_then(|c| c.lock().get(&e.tenant_id).cloned()) {
+                            heads.insert(e.tenant_id.clone(), h);
+                        }
                     }
                     if !heads.contains_key(&e.tenant_id) {
                         let sql = format!("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 {}", $for_update);
@@ -594,29 +615,6 @@ macro_rules! impl_store {
                     let Some(head) = heads.get_mut(&e.tenant_id) else { continue };
                     let seq = head.0 + 1;
                     let hash = e.chain_hash(seq, &head.1);
-                    sqlx::query(&format!(
-                        "INSERT INTO audit_log ({AUDIT_COLS}, seq, hash) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-                    ))
-                    .bind(&e.id)
-                    .bind(&e.tenant_id)
-                    .bind(e.timestamp)
-                    .bind(&e.action)
-                    .bind(&e.identity_type)
-                    .bind(&e.identity_id)
-                    .bind(&e.secret_path)
-                    .bind(&e.source_ip)
-                    .bind(&e.user_agent)
-                    .bind(e.success)
-                    .bind(e.status)
-                    .bind(&e.error_code)
-                    .bind(e.duration_ms)
-                    .bind(&e.request_id)
-                    .bind(&e.extra_data)
-                    .bind(seq)
-                    .bind(hash.as_slice())
-                    .execute(&mut *c)
-                    .await?;
                     *head = (seq, hash.to_vec());
                     if e.success && e.action == "read" {
                         if let Some(p) = &e.secret_path {
@@ -625,6 +623,45 @@ macro_rules! impl_store {
                             slot.1 = slot.1.max(e.timestamp);
                         }
                     }
+                    rows.push((e, seq, hash));
+                }
+                Ok(())
+            }
+
+            /// Inserts the batch's chained audit rows.
+            async fn flush_audit(
+                c: &mut <$db as sqlx::Database>::Connection,
+                rows: &[(AuditEntry, i64, [u8; 32])],
+            ) -> std::result::Result<(), sqlx::Error> {
+                const COLS: usize = 17;
+                const PER_STATEMENT: usize = 64;
+                for chunk in rows.chunks(PER_STATEMENT) {
+                    let values: Vec<String> = (0..chunk.len())
+                        .map(|r| format!("({})", placeholders(r * COLS + 1, COLS)))
+                        .collect();
+                    let sql = format!("INSERT INTO audit_log ({AUDIT_COLS}, seq, hash) VALUES {}", values.join(", "));
+                    let mut q = sqlx::query(&sql);
+                    for (e, seq, hash) in chunk {
+                        q = q
+                            .bind(&e.id)
+                            .bind(&e.tenant_id)
+                            .bind(e.timestamp)
+                            .bind(&e.action)
+                            .bind(&e.identity_type)
+                            .bind(&e.identity_id)
+                            .bind(&e.secret_path)
+                            .bind(&e.source_ip)
+                            .bind(&e.user_agent)
+                            .bind(e.success)
+                            .bind(i64::from(e.status))
+                            .bind(&e.error_code)
+                            .bind(e.duration_ms)
+                            .bind(&e.request_id)
+                            .bind(&e.extra_data)
+                            .bind(*seq)
+                            .bind(hash.as_slice());
+                    }
+                    q.execute(&mut *c).await?;
                 }
                 Ok(())
             }
@@ -1108,12 +1145,12 @@ macro_rules! impl_store {
 
             async fn apply(&self, ops: Vec<WriteOp>) -> Result<Vec<std::result::Result<OpOutcome, OpError>>> {
                 let mut tx = self.write.begin().await?;
-                let mut heads: HashMap<String, (i64, Vec<u8>)> = HashMap::new();
-                let mut access: HashMap<(String, String, i64), (i64, i64)> = HashMap::new();
+                // Heads are filled from the cache (SQLite) or the database as tenants come up.
+                let mut batch = AuditBatch::default();
                 let mut results = Vec::with_capacity(ops.len());
                 for op in &ops {
                     if let WriteOp::Audit(entries) = op {
-                        Self::append_audit(&mut *tx, entries, None, &mut heads, &mut access).await?;
+                        Self::append_audit(&mut *tx, entries, None, &mut batch, self.heads.as_ref()).await?;
                         results.push(Ok(OpOutcome::Audited));
                         continue;
                     }
@@ -1133,36 +1170,52 @@ macro_rules! impl_store {
                             Err(OpError::Store(db.to_string()))
                         }
                     };
-                    Self::append_audit(&mut *tx, op.audit_entries(), outcome.as_ref().err(), &mut heads, &mut access).await?;
+                    Self::append_audit(
+                        &mut *tx,
+                        op.audit_entries(),
+                        outcome.as_ref().err(),
+                        &mut batch,
+                        self.heads.as_ref(),
+                    )
+                    .await?;
                     results.push(outcome);
                 }
-                for (tenant, (seq, hash)) in &heads {
-                    sqlx::query(
-                        "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, $2, $3) \
+                let AuditBatch { heads, rows, access } = batch;
+                Self::flush_audit(&mut *tx, &rows).await?;
+                let moved: Vec<(&String, &Head)> = heads.iter().collect();
+                if !moved.is_empty() {
+                    let values: Vec<String> = (0..moved.len()).map(|r| format!("({})", placeholders(r * 3 + 1, 3))).collect();
+                    let sql = format!(
+                        "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES {} \
                          ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                    )
-                    .bind(tenant)
-                    .bind(seq)
-                    .bind(hash)
-                    .execute(&mut *tx)
-                    .await?;
+                        values.join(", ")
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for (tenant, (seq, hash)) in &moved {
+                        q = q.bind(*tenant).bind(*seq).bind(hash);
+                    }
+                    q.execute(&mut *tx).await?;
                 }
-                for ((tenant, path, day), (reads, last)) in &access {
-                    sqlx::query(
-                        "INSERT INTO secret_access_daily (tenant_id, path, day, reads, last_at) VALUES ($1, $2, $3, $4, $5) \
+                let access: Vec<_> = access.into_iter().collect();
+                for chunk in access.chunks(200) {
+                    let values: Vec<String> = (0..chunk.len()).map(|r| format!("({})", placeholders(r * 5 + 1, 5))).collect();
+                    let sql = format!(
+                        "INSERT INTO secret_access_daily (tenant_id, path, day, reads, last_at) VALUES {} \
                          ON CONFLICT (tenant_id, path, day) DO UPDATE SET reads = secret_access_daily.reads + excluded.reads, \
                          last_at = CASE WHEN excluded.last_at > secret_access_daily.last_at THEN excluded.last_at \
                          ELSE secret_access_daily.last_at END",
-                    )
-                    .bind(tenant)
-                    .bind(path)
-                    .bind(day)
-                    .bind(reads)
-                    .bind(last)
-                    .execute(&mut *tx)
-                    .await?;
+                        values.join(", ")
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for ((tenant, path, day), (reads, last)) in chunk {
+                        q = q.bind(tenant).bind(path).bind(*day).bind(*reads).bind(*last);
+                    }
+                    q.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
+                if let Some(cache) = &self.heads {
+                    cache.lock().extend(heads);
+                }
                 Ok(results)
             }
         }
@@ -1210,7 +1263,11 @@ impl SqliteStore {
             .min_connections(2)
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(SqliteStore { read, write })
+        Ok(SqliteStore {
+            read,
+            write,
+            heads: Some(parking_lot::Mutex::new(HashMap::new())),
+        })
     }
 }
 
@@ -1227,6 +1284,7 @@ impl PgStore {
         Ok(PgStore {
             read: pool.clone(),
             write: pool,
+            heads: None,
         })
     }
 }
