@@ -70,13 +70,23 @@ pub fn validate_prefix(prefix: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Upper bound for a range scan over all paths that start with `prefix`.
-/// Every allowed path character sorts below '~' in byte order.
+/// Exclusive upper bound for a range scan over every string that starts with `prefix` (byte order, which
+/// is code-point order for UTF-8): the prefix with its last incrementable character incremented. Recorded
+/// paths in the audit log can hold any character, so no "highest path character" shortcut is safe.
 pub fn prefix_upper_bound(prefix: &str) -> String {
-    let mut s = String::with_capacity(prefix.len() + 1);
-    s.push_str(prefix);
-    s.push('~');
-    s
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '\u{D7FF}' => Some('\u{E000}'),
+            c => char::from_u32(u32::from(c) + 1),
+        };
+        if let Some(n) = next {
+            chars.push(n);
+            return chars.into_iter().collect();
+        }
+    }
+    // Empty prefix (or only U+10FFFF): bound above every string.
+    String::from('\u{10FFFF}').repeat(MAX_PATH_LEN + 1)
 }
 
 /// A path pattern for wildcard expansion: `*` matches within one segment, `**` across segments.
@@ -202,9 +212,17 @@ mod tests {
         assert!(validate_prefix("/x").is_err());
         assert!(validate_prefix("a//").is_err());
         assert!(validate_prefix("A").is_err());
-        assert!(
-            "environments/production/x" < prefix_upper_bound("environments/production/").as_str()
-        );
+        let up = prefix_upper_bound("environments/production/");
+        assert_eq!(up, "environments/production0");
+        for p in [
+            "environments/production/x",
+            "environments/production/~x",
+            "environments/production/\u{e9}vil",
+        ] {
+            assert!(p < up.as_str(), "{p}");
+        }
+        assert!("environments/productionx" > up.as_str());
+        assert!("anything" < prefix_upper_bound("").as_str());
     }
 
     #[test]

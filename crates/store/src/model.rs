@@ -145,6 +145,8 @@ pub struct AuditRecord {
 pub struct AuditStats {
     pub total: i64,
     pub successful: i64,
+    pub unique_identities: i64,
+    pub unique_paths: i64,
     pub by_action: Vec<(String, i64)>,
     pub by_identity: Vec<(String, i64)>,
     pub by_path: Vec<(String, i64)>,

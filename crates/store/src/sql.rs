@@ -17,6 +17,8 @@ const SECRET_COLS: &str = "tenant_id, path, secret_type, current_version, max_ve
     updated_at, expires_at, rotation_policy_id, secret_policy_id, created_by, updated_by, deleted_at, deleted_by, \
     recoverable_until, restored_at, restored_by";
 const N_SECRET_COLS: usize = 18;
+/// Most rows a per-value breakdown of audit stats returns (exact totals are counted separately).
+const AUDIT_GROUP_LIMIT: usize = 100_000;
 const VERSION_COLS: &str =
     "version, wrapped_dek, ciphertext, created_at, created_by, deleted_at, deleted_by, restored_at, restored_by";
 const AUDIT_COLS: &str =
@@ -1090,7 +1092,9 @@ macro_rules! impl_store {
                 let (cond, args) = audit_where(q, false);
                 let mut stats = AuditStats::default();
                 let totals = format!(
-                    "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN success THEN 1 ELSE 0 END), 0) AS BIGINT), MIN(ts), MAX(ts) FROM audit_log WHERE {cond}"
+                    "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN success THEN 1 ELSE 0 END), 0) AS BIGINT), MIN(ts), MAX(ts), \
+                     COUNT(DISTINCT CASE WHEN identity_id <> '' THEN identity_id END), \
+                     COUNT(DISTINCT CASE WHEN secret_path <> '' THEN secret_path END) FROM audit_log WHERE {cond}"
                 );
                 let groups = [
                     ("action", &mut stats.by_action),
@@ -1114,10 +1118,12 @@ macro_rules! impl_store {
                 stats.successful = r.try_get(1)?;
                 stats.first_at = r.try_get(2)?;
                 stats.last_at = r.try_get(3)?;
+                stats.unique_identities = r.try_get(4)?;
+                stats.unique_paths = r.try_get(5)?;
                 for (col, out) in groups {
                     let sql = format!(
                         "SELECT {col}, COUNT(*) FROM audit_log WHERE {cond} AND {col} IS NOT NULL AND {col} <> '' \
-                         GROUP BY {col} ORDER BY COUNT(*) DESC, {col} LIMIT 1000"
+                         GROUP BY {col} ORDER BY COUNT(*) DESC, {col} LIMIT {AUDIT_GROUP_LIMIT}"
                     );
                     for r in bind_all(&sql, &args).fetch_all(&self.read).await? {
                         out.push((r.try_get(0)?, r.try_get(1)?));

@@ -1,8 +1,9 @@
-//! The `scaivault` command-line client: `config`, `auth` and `secrets` commands.
+//! The `scaivault` command-line client: `config`, `auth`, `secrets` and `audit` commands.
 //!
 //! Exit codes: 0 ok, 1 general, 2 auth, 3 authz, 4 not found, 5 validation
 //! (see [`http::exit_code_for_status`], the one place that maps responses to codes).
 
+mod audit;
 mod auth;
 mod config;
 mod config_cmd;
@@ -57,6 +58,9 @@ pub enum ClientCommand {
     /// Read, write, list and delete secrets
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Query the audit trail and verify its hash chain (live, or offline from a JSONL file)
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -110,6 +114,20 @@ pub enum SecretsCommand {
     Expiring(Box<secrets::ExpiringArgs>),
 }
 
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Query the audit log (newest first); --all follows the cursors, --all --json writes JSONL
+    Logs(Box<audit::LogsArgs>),
+    /// The audit trail of one secret, with a 30-day summary
+    Secret(Box<audit::SecretArgs>),
+    /// Everything one identity did, with the resources it accessed
+    Identity(Box<audit::IdentityArgs>),
+    /// Aggregate statistics over a time range
+    Summary(audit::SummaryArgs),
+    /// Verify the tenant's hash chain on the server, or a JSONL file offline with --file (exit 1 if broken)
+    Verify(audit::VerifyArgs),
+}
+
 /// Runs one client command and returns the process exit code. Errors are printed as
 /// `error: <code>: <message> (request <request_id>)` on stderr.
 pub async fn run(cmd: ClientCommand, global: GlobalOpts) -> ExitCode {
@@ -127,6 +145,7 @@ async fn dispatch(cmd: ClientCommand, global: &GlobalOpts) -> Result<(), ApiErro
         ClientCommand::Config(c) => config_cmd::run(c, global),
         ClientCommand::Auth(c) => auth::run(c, global).await,
         ClientCommand::Secrets(c) => secrets::run(c, global).await,
+        ClientCommand::Audit(c) => audit::run(c, global).await,
     }
 }
 

@@ -27,6 +27,7 @@ macro_rules! both {
     };
 }
 
+mod audit;
 mod batch;
 mod cli;
 mod durability;

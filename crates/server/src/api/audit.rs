@@ -147,6 +147,7 @@ fn entry_json(r: &AuditRecord) -> Value {
     let extra: Value = serde_json::from_str(&e.extra_data).unwrap_or_else(|_| json!({}));
     json!({
         "id": e.id,
+        "tenant_id": e.tenant_id,
         "timestamp": rfc3339(e.timestamp),
         "action": e.action,
         "identity_type": e.identity_type,
@@ -196,8 +197,8 @@ fn stats_json(s: &AuditStats) -> Value {
         "total_events": s.total,
         "successful_events": s.successful,
         "failed_events": s.total - s.successful,
-        "unique_identities": s.by_identity.len(),
-        "unique_secrets": s.by_path.len(),
+        "unique_identities": s.unique_identities,
+        "unique_secrets": s.unique_paths,
         "events_by_action": counts(&s.by_action),
         "first_event_at": opt_rfc3339(s.first_at),
         "last_event_at": opt_rfc3339(s.last_at),
@@ -217,7 +218,9 @@ async fn for_secret(
     PathParam(path): PathParam,
     q: QueryMap,
 ) -> ApiResult<Response> {
-    ctx.audit("audit_query", Some(&path));
+    // The queried path goes in extra_data: an audit query is not an access of the secret.
+    ctx.audit("audit_query", None);
+    ctx.audit_extra("secret_path", json!(path));
     ctx.principal.require_scope(AUDIT_READ)?;
     spath::validate(&path)?;
     let mut filters = parse_filters(&q, &ctx.principal.tenant_id)?;

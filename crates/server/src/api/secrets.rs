@@ -683,14 +683,9 @@ fn decode_cursor(c: &str) -> Result<String, Error> {
 
 async fn list(State(state): State<AppState>, ctx: Ctx, q: QueryMap) -> ApiResult<Response> {
     let prefix = q.get("prefix").unwrap_or("").to_owned();
-    ctx.audit(
-        "list",
-        if prefix.is_empty() {
-            None
-        } else {
-            Some(prefix.as_str())
-        },
-    );
+    // The prefix goes in extra_data: a listing is not an access of a secret at that path.
+    ctx.audit("list", None);
+    ctx.audit_extra("prefix", json!(prefix));
     spath::validate_prefix(&prefix)?;
     ctx.principal.require_scope(Permission::List.scope())?;
     let limit = q.int("limit", 1, 1000)?.unwrap_or(100);
