@@ -91,6 +91,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     match tls {
         None => {
+            // Small JSON answers on keep-alive connections must not wait for Nagle's algorithm.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -185,6 +189,7 @@ async fn serve_tls(
             },
             () = &mut shutdown => break,
         };
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         let watcher = graceful.watcher();
