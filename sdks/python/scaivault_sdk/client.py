@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ._core import AsyncRunner, Core, Settings, SyncRunner
-from .resources import AuthResource, DynamicResource, SecretsResource
+from .resources import AuditResource, AuthResource, DynamicResource, SecretsResource
 
 __all__ = ["ScaiVaultClient", "SyncScaiVaultClient", "DEFAULT_BASE_URL"]
 
@@ -38,6 +38,7 @@ class _ClientBase:
 
     secrets: SecretsResource
     auth: AuthResource
+    audit: AuditResource
     dynamic: DynamicResource
 
     def __init__(
@@ -77,6 +78,7 @@ class _ClientBase:
     def _attach(self, runner: Any) -> None:
         self.secrets = SecretsResource(runner)
         self.auth = AuthResource(runner)
+        self.audit = AuditResource(runner)
         self.dynamic = DynamicResource(runner)
 
     @property

@@ -34,6 +34,17 @@ __all__ = [
     "VersionHistory",
     "WhoAmI",
     "Lease",
+    "TokenInfo",
+    "CreatedToken",
+    "TokenRevocation",
+    "AuditEntry",
+    "AuditLogPage",
+    "AuditCount",
+    "AuditSummary",
+    "SecretAuditTrail",
+    "IdentityAuditTrail",
+    "AuditChainBreak",
+    "AuditVerification",
 ]
 
 M = TypeVar("M", bound="Model")
@@ -389,3 +400,174 @@ class Lease(Model):
 
     def __repr__(self) -> str:
         return f"Lease(lease_id={self.lease_id!r}, data=<{len(self.data)} keys hidden>)"
+
+
+# -- personal access tokens ------------------------------------------------------------------
+
+
+@dataclass
+class TokenInfo(Model):
+    """A personal access token without its value (``auth.tokens.list``).
+
+    ``status`` is ``active``, ``expired`` or ``revoked``.
+    """
+
+    id: str = ""
+    name: str | None = None
+    identity_id: str | None = None
+    scopes: list[str] = field(default_factory=list)
+    created_at: datetime | None = _ts()
+    expires_at: datetime | None = _ts()
+    revoked_at: datetime | None = _ts()
+    status: str = "active"
+
+
+@dataclass
+class CreatedToken(TokenInfo):
+    """``auth.tokens.create``: the only time the token value (``.token``) is returned."""
+
+    token: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:  # never print the value
+        return (
+            f"CreatedToken(id={self.id!r}, name={self.name!r}, scopes={self.scopes!r}, "
+            f"expires_at={self.expires_at!r}, status={self.status!r}, token=<hidden>)"
+        )
+
+
+@dataclass
+class TokenRevocation(Model):
+    id: str = ""
+    revoked: bool = True
+    revoked_at: datetime | None = _ts()
+
+
+# -- audit -------------------------------------------------------------------------------------
+
+
+@dataclass
+class AuditEntry(Model):
+    """One audit log entry; ``seq``/``hash`` place it in the tenant's hash chain."""
+
+    id: str = ""
+    tenant_id: str | None = None
+    timestamp: datetime | None = _ts()
+    action: str = ""
+    identity_type: str | None = None
+    identity_id: str | None = None
+    secret_path: str | None = None
+    source_ip: str | None = None
+    user_agent: str | None = None
+    success: bool = True
+    status: int | None = None
+    error_code: str | None = None
+    duration_ms: int | None = None
+    request_id: str | None = None
+    extra_data: dict[str, Any] = field(default_factory=dict)
+    seq: int | None = None
+    hash: str | None = None
+
+
+@dataclass
+class AuditLogPage(Model):
+    """One page of ``audit.logs`` (newest first); iterate it for its entries."""
+
+    logs: list[AuditEntry] = field(default_factory=list, metadata=_meta(_list_of(AuditEntry)))
+    cursor: str | None = None
+    has_more: bool = False
+
+    def __iter__(self) -> Iterator[AuditEntry]:
+        return iter(self.logs)
+
+    def __len__(self) -> int:
+        return len(self.logs)
+
+
+@dataclass
+class AuditCount(Model):
+    """``{"identity_id"|"path": …, "events": n}`` items of summaries."""
+
+    identity_id: str | None = None
+    path: str | None = None
+    events: int = 0
+
+
+def _counts() -> Any:
+    return field(default_factory=list, metadata=_meta(_list_of(AuditCount)))
+
+
+@dataclass
+class AuditSummary(Model):
+    """Statistics of a trail or of ``audit.summary``. Fields a given endpoint does not send
+    stay at their default; ``summary["key"]`` reads the raw JSON."""
+
+    total_events: int = 0
+    successful_events: int = 0
+    failed_events: int = 0
+    unique_identities: int = 0
+    unique_secrets: int = 0
+    events_by_action: dict[str, int] = field(default_factory=dict)
+    first_event_at: datetime | None = _ts()
+    last_event_at: datetime | None = _ts()
+    # per-secret trail
+    period_days: int | None = None
+    reads: int | None = None
+    writes: int | None = None
+    identities: list[AuditCount] = _counts()
+    last_accessed_at: datetime | None = _ts()
+    # per-identity trail
+    resources_accessed: list[str] = field(default_factory=list)
+    resources: list[AuditCount] = _counts()
+    source_ips: list[str] = field(default_factory=list)
+    # audit.summary
+    top_identities: list[AuditCount] = _counts()
+    top_secrets: list[AuditCount] = _counts()
+    period: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.raw
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.raw.get(key, default)
+
+
+def _summary() -> Any:
+    return field(default_factory=AuditSummary, metadata=_meta(AuditSummary.from_dict))
+
+
+@dataclass
+class SecretAuditTrail(AuditLogPage):
+    """``audit.secret``: the entries of one path plus a 30-day ``summary``."""
+
+    path: str = ""
+    summary: AuditSummary = _summary()
+
+
+@dataclass
+class IdentityAuditTrail(AuditLogPage):
+    """``audit.identity``: the entries of one identity plus ``summary.resources_accessed``."""
+
+    identity_id: str = ""
+    summary: AuditSummary = _summary()
+
+
+@dataclass
+class AuditChainBreak(Model):
+    seq: int = 0
+    id: str = ""
+    reason: str = ""
+
+
+@dataclass
+class AuditVerification(Model):
+    """``audit.verify``: ``valid`` is False when ``first_bad`` names an entry off the chain."""
+
+    valid: bool = False
+    entries_checked: int = 0
+    head_seq: int | None = None
+    first_bad: AuditChainBreak | None = field(
+        default=None, metadata=_meta(AuditChainBreak.from_dict)
+    )

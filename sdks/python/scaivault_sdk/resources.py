@@ -8,12 +8,21 @@ On :class:`~scaivault_sdk.SyncScaiVaultClient` the runner blocks and returns the
 
 from __future__ import annotations
 
+from datetime import date, datetime, timezone
 from typing import Any, Iterable, Mapping, TypeVar, Union
 from urllib.parse import quote
 
 from ._core import Call
 from .models import (
+    AuditLogPage,
+    AuditSummary,
+    AuditVerification,
     BatchMetadataResult,
+    CreatedToken,
+    IdentityAuditTrail,
+    SecretAuditTrail,
+    TokenInfo,
+    TokenRevocation,
     BatchResult,
     DeleteResult,
     Lease,
@@ -27,10 +36,17 @@ from .models import (
     WriteResult,
 )
 
-__all__ = ["SecretsResource", "AuthResource", "DynamicResource"]
+__all__ = [
+    "SecretsResource",
+    "AuthResource",
+    "TokensResource",
+    "AuditResource",
+    "DynamicResource",
+]
 
 T = TypeVar("T")
 MetadataArg = Union[SecretMetadata, Mapping[str, Any], None]
+TimeArg = Union[datetime, date, str, None]
 
 
 def _escape(segment: str, safe: str = "") -> str:
@@ -61,6 +77,29 @@ def _merge_options(options: Mapping[str, Any] | None, **flat: Any) -> dict[str, 
 
 def _bool(value: bool) -> str | None:
     return "true" if value else None
+
+
+def _tristate(value: bool | None) -> str | None:
+    return None if value is None else ("true" if value else "false")
+
+
+def _time(value: TimeArg) -> str | None:
+    """datetime (naive = UTC) → RFC 3339; date → ``YYYY-MM-DD``; strings pass through."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"expected datetime, date or str, got {type(value).__name__}")
+
+
+def _actions(value: str | Iterable[str] | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return ",".join(str(a) for a in value)
 
 
 class _Resource:
@@ -242,12 +281,208 @@ class SecretsResource(_Resource):
         )
 
 
+class TokensResource(_Resource):
+    """``client.auth.tokens``: personal access tokens (``/v1/auth/tokens``)."""
+
+    def create(
+        self,
+        name: str | None = None,
+        scopes: Iterable[str] | None = None,
+        expires_in: str | None = None,
+    ) -> CreatedToken:
+        """A new ``skt_…`` token; ``.token`` is its value, shown only here.
+
+        ``scopes`` default to the caller's and may not be wider; ``expires_in`` defaults
+        to ``90d`` (at most ``366d``).
+        """
+        body: dict[str, Any] = {}
+        if name is not None:
+            body["name"] = name
+        if scopes is not None:
+            body["scopes"] = list(scopes)
+        if expires_in is not None:
+            body["expires_in"] = expires_in
+        return self._run(Call("POST", "/v1/auth/tokens", CreatedToken.from_dict, json=body))
+
+    def list(self, identity_id: str | None = None, all: bool = False) -> list[TokenInfo]:
+        """The caller's tokens; ``identity_id=`` or ``all=True`` need ``admin``."""
+        return self._run(
+            Call(
+                "GET",
+                "/v1/auth/tokens",
+                lambda body: [TokenInfo.from_dict(t) for t in (body or {}).get("tokens", [])],
+                params={"identity_id": identity_id, "all": _bool(all)},
+            )
+        )
+
+    def revoke(self, token_id: str) -> TokenRevocation:
+        """Revoke a token (own, or any of the tenant's with ``admin``); effective at once."""
+        return self._run(
+            Call("DELETE", f"/v1/auth/tokens/{_escape(token_id)}", TokenRevocation.from_dict)
+        )
+
+
 class AuthResource(_Resource):
     """``client.auth``."""
+
+    def __init__(self, runner: Any) -> None:
+        super().__init__(runner)
+        self.tokens = TokensResource(runner)
 
     def whoami(self) -> WhoAmI:
         """The identity, tenant and scopes of the token in use."""
         return self._run(Call("GET", "/v1/auth/whoami", WhoAmI.from_dict))
+
+
+class AuditResource(_Resource):
+    """``client.audit``: the audit trail (``/v1/audit``, scope ``audit:read``).
+
+    Time arguments (``from_``, ``to``) take a ``datetime`` (naive = UTC), a ``date`` or an
+    RFC 3339 / ``YYYY-MM-DD`` string; both ends are inclusive. ``action`` is one action or a
+    list of them. Pages are newest first; pass ``.cursor`` back while ``.has_more``.
+    """
+
+    @staticmethod
+    def _filters(
+        from_: TimeArg = None,
+        to: TimeArg = None,
+        action: str | Iterable[str] | None = None,
+        identity_id: str | None = None,
+        identity_type: str | None = None,
+        path_prefix: str | None = None,
+        success: bool | None = None,
+        source_ip: str | None = None,
+        request_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "from": _time(from_),
+            "to": _time(to),
+            "action": _actions(action),
+            "identity_id": identity_id,
+            "identity_type": identity_type,
+            "path_prefix": path_prefix,
+            "success": _tristate(success),
+            "source_ip": source_ip,
+            "request_id": request_id,
+            "limit": limit,
+            "cursor": cursor,
+        }
+
+    def _logs_call(self, **filters: Any) -> Call[AuditLogPage]:
+        return Call("GET", "/v1/audit/logs", AuditLogPage.from_dict, params=self._filters(**filters))
+
+    def logs(
+        self,
+        from_: TimeArg = None,
+        to: TimeArg = None,
+        action: str | Iterable[str] | None = None,
+        identity_id: str | None = None,
+        identity_type: str | None = None,
+        path_prefix: str | None = None,
+        success: bool | None = None,
+        source_ip: str | None = None,
+        request_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> AuditLogPage:
+        """One page of entries matching every given filter."""
+        return self._run(
+            self._logs_call(
+                from_=from_, to=to, action=action, identity_id=identity_id,
+                identity_type=identity_type, path_prefix=path_prefix, success=success,
+                source_ip=source_ip, request_id=request_id, limit=limit, cursor=cursor,
+            )
+        )
+
+    def iter_logs(
+        self,
+        from_: TimeArg = None,
+        to: TimeArg = None,
+        action: str | Iterable[str] | None = None,
+        identity_id: str | None = None,
+        identity_type: str | None = None,
+        path_prefix: str | None = None,
+        success: bool | None = None,
+        source_ip: str | None = None,
+        request_id: str | None = None,
+        limit: int | None = None,
+    ) -> Any:
+        """Every matching :class:`AuditEntry`, following cursors (``limit`` = page size).
+
+        A generator on the sync client, an async generator (``async for``) on the async one.
+        """
+        return self._runner.paginate(
+            lambda cursor: self._logs_call(
+                from_=from_, to=to, action=action, identity_id=identity_id,
+                identity_type=identity_type, path_prefix=path_prefix, success=success,
+                source_ip=source_ip, request_id=request_id, limit=limit, cursor=cursor,
+            )
+        )
+
+    def secret(
+        self,
+        path: str,
+        from_: TimeArg = None,
+        to: TimeArg = None,
+        *,
+        action: str | Iterable[str] | None = None,
+        identity_id: str | None = None,
+        success: bool | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> SecretAuditTrail:
+        """The entries on exactly ``path`` plus a 30-day ``summary``."""
+        params = self._filters(from_=from_, to=to, action=action, identity_id=identity_id,
+                               success=success, limit=limit, cursor=cursor)
+        return self._run(
+            Call(
+                "GET",
+                f"/v1/audit/secrets/{_escape(path, safe='/')}",
+                SecretAuditTrail.from_dict,
+                params=params,
+            )
+        )
+
+    def identity(
+        self,
+        identity_id: str,
+        from_: TimeArg = None,
+        to: TimeArg = None,
+        *,
+        action: str | Iterable[str] | None = None,
+        path_prefix: str | None = None,
+        success: bool | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> IdentityAuditTrail:
+        """The entries of one identity; ``summary.resources_accessed`` lists every path it touched."""
+        params = self._filters(from_=from_, to=to, action=action, path_prefix=path_prefix,
+                               success=success, limit=limit, cursor=cursor)
+        return self._run(
+            Call(
+                "GET",
+                f"/v1/audit/identities/{_escape(identity_id)}",
+                IdentityAuditTrail.from_dict,
+                params=params,
+            )
+        )
+
+    def summary(self, from_: TimeArg = None, to: TimeArg = None) -> AuditSummary:
+        """Tenant-wide statistics (``top_identities``, ``top_secrets``, …) for the period."""
+        return self._run(
+            Call(
+                "GET",
+                "/v1/audit/summary",
+                AuditSummary.from_dict,
+                params={"from": _time(from_), "to": _time(to)},
+            )
+        )
+
+    def verify(self) -> AuditVerification:
+        """Re-compute the tenant's hash chain on the server."""
+        return self._run(Call("GET", "/v1/audit/verify", AuditVerification.from_dict))
 
 
 class DynamicResource(_Resource):
