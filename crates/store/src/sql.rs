@@ -397,6 +397,29 @@ macro_rules! impl_store {
                 }
             }
 
+            async fn insert_token_row(
+                c: &mut <$db as sqlx::Database>::Connection,
+                t: &TokenRow,
+            ) -> std::result::Result<(), sqlx::Error> {
+                sqlx::query(
+                    "INSERT INTO tokens (id, token_hash, tenant_id, identity_id, name, scopes, created_at, expires_at, revoked_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&t.id)
+                .bind(&t.token_hash)
+                .bind(&t.tenant_id)
+                .bind(&t.identity_id)
+                .bind(&t.name)
+                .bind(&t.scopes)
+                .bind(t.created_at)
+                .bind(t.expires_at)
+                .bind(t.revoked_at)
+                .bind(&t.created_by)
+                .execute(&mut *c)
+                .await?;
+                Ok(())
+            }
+
             /// Removes a secret with every version, its history and access counters.
             async fn purge(
                 c: &mut <$db as sqlx::Database>::Connection,
@@ -485,23 +508,8 @@ macro_rules! impl_store {
                         Self::purge(c, tenant_id, path).await?;
                         Ok(Ok(OpOutcome::Deleted { version_count }))
                     }
-                    WriteOp::InsertToken { row: t, .. } => {
-                        sqlx::query(
-                            "INSERT INTO tokens (id, token_hash, tenant_id, identity_id, name, scopes, created_at, expires_at, revoked_at, created_by) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                        )
-                        .bind(&t.id)
-                        .bind(&t.token_hash)
-                        .bind(&t.tenant_id)
-                        .bind(&t.identity_id)
-                        .bind(&t.name)
-                        .bind(&t.scopes)
-                        .bind(t.created_at)
-                        .bind(t.expires_at)
-                        .bind(t.revoked_at)
-                        .bind(&t.created_by)
-                        .execute(&mut *c)
-                        .await?;
+                    WriteOp::InsertToken { row, .. } => {
+                        Self::insert_token_row(c, row).await?;
                         Ok(Ok(OpOutcome::Done))
                     }
                     WriteOp::RevokeToken { tenant_id, token_id, owner, now, .. } => {
@@ -820,22 +828,8 @@ macro_rules! impl_store {
             }
 
             async fn insert_token(&self, t: &TokenRow) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO tokens (id, token_hash, tenant_id, identity_id, name, scopes, created_at, expires_at, revoked_at, created_by) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(&t.id)
-                .bind(&t.token_hash)
-                .bind(&t.tenant_id)
-                .bind(&t.identity_id)
-                .bind(&t.name)
-                .bind(&t.scopes)
-                .bind(t.created_at)
-                .bind(t.expires_at)
-                .bind(t.revoked_at)
-                .bind(&t.created_by)
-                .execute(&self.write)
-                .await?;
+                let mut c = self.write.acquire().await?;
+                Self::insert_token_row(&mut c, t).await?;
                 Ok(())
             }
 

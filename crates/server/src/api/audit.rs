@@ -2,6 +2,7 @@
 //! live check of the tenant's hash chain. Scope `audit:read`.
 
 use super::ctx::Ctx;
+use super::cursor;
 use super::error::ApiResult;
 use super::extract::{PathParam, QueryMap};
 use crate::state::AppState;
@@ -9,7 +10,6 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use base64::Engine;
 use scaivault_core::audit::ChainVerifier;
 use scaivault_core::time_fmt::{now_micros, opt_rfc3339, rfc3339};
 use scaivault_core::{path as spath, Error, ErrorCode};
@@ -27,26 +27,14 @@ pub fn router() -> Router<AppState> {
         .route("/v1/audit/verify", get(verify))
 }
 
-const CURSOR_PREFIX: &str = "a1:";
-
-fn encode_cursor(seq: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{seq}"))
-}
-
 fn decode_cursor(c: &str) -> Result<i64, Error> {
-    let bad = || {
+    let seq = cursor::decode(cursor::AUDIT, c)?;
+    seq.parse().map_err(|_| {
         Error::new(
             ErrorCode::InvalidCursor,
             "Cursor is malformed; pass back the cursor of the previous page",
         )
-    };
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .map_err(|_| bad())?;
-    let s = String::from_utf8(raw).map_err(|_| bad())?;
-    s.strip_prefix(CURSOR_PREFIX)
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(bad)
+    })
 }
 
 fn time_param(q: &QueryMap, key: &str) -> Result<Option<i64>, Error> {
@@ -174,7 +162,8 @@ async fn trail(state: &AppState, mut q: AuditQuery) -> ApiResult<Map<String, Val
     let has_more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let cursor = if has_more {
-        rows.last().map(|r| encode_cursor(r.seq))
+        rows.last()
+            .map(|r| cursor::encode(cursor::AUDIT, &r.seq.to_string()))
     } else {
         None
     };

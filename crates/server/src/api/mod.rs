@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod batch;
 pub mod ctx;
+pub mod cursor;
 pub mod error;
 pub mod extract;
 pub mod secrets;

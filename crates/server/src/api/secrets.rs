@@ -3,6 +3,7 @@
 //! per method dispatches on the suffix.
 
 use super::ctx::Ctx;
+use super::cursor;
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonObject, PathParam, QueryMap};
 use super::view;
@@ -13,7 +14,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use base64::Engine;
 use scaivault_core::secret::{self, Metadata, SecretType};
 use scaivault_core::time_fmt::{now_micros, rfc3339};
 use scaivault_core::{duration, path as spath, Error, ErrorCode, FieldError};
@@ -659,28 +659,6 @@ pub async fn restore(
     }
 }
 
-const CURSOR_PREFIX: &str = "c1:";
-
-fn encode_cursor(path: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{path}"))
-}
-
-fn decode_cursor(c: &str) -> Result<String, Error> {
-    let bad = || {
-        Error::new(
-            ErrorCode::InvalidCursor,
-            "Cursor is malformed; pass back the cursor of the previous page",
-        )
-    };
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .map_err(|_| bad())?;
-    let s = String::from_utf8(raw).map_err(|_| bad())?;
-    s.strip_prefix(CURSOR_PREFIX)
-        .map(str::to_owned)
-        .ok_or_else(bad)
-}
-
 async fn list(State(state): State<AppState>, ctx: Ctx, q: QueryMap) -> ApiResult<Response> {
     let prefix = q.get("prefix").unwrap_or("").to_owned();
     // The prefix goes in extra_data: a listing is not an access of a secret at that path.
@@ -693,7 +671,7 @@ async fn list(State(state): State<AppState>, ctx: Ctx, q: QueryMap) -> ApiResult
     let after = q
         .get("cursor")
         .filter(|c| !c.is_empty())
-        .map(decode_cursor)
+        .map(|c| cursor::decode(cursor::SECRETS, c))
         .transpose()?;
     let now = now_micros();
     let expiring_before = match q.get("expiring_within") {
@@ -715,7 +693,8 @@ async fn list(State(state): State<AppState>, ctx: Ctx, q: QueryMap) -> ApiResult
     let has_more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let cursor = if has_more {
-        rows.last().map(|r| encode_cursor(&r.path))
+        rows.last()
+            .map(|r| cursor::encode(cursor::SECRETS, &r.path))
     } else {
         None
     };
@@ -794,20 +773,6 @@ mod tests {
         assert_eq!(
             (r.max_versions, r.expires_in, r.cas),
             (Some(3), Some(3600), Some(0))
-        );
-    }
-
-    #[test]
-    fn cursors_round_trip() {
-        let c = encode_cursor("a/b");
-        assert_eq!(decode_cursor(&c).unwrap(), "a/b");
-        assert_eq!(
-            decode_cursor("!!").unwrap_err().code,
-            ErrorCode::InvalidCursor
-        );
-        assert_eq!(
-            decode_cursor("YWJj").unwrap_err().code,
-            ErrorCode::InvalidCursor
         );
     }
 }
