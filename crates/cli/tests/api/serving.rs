@@ -7,6 +7,16 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Stops the spawned server however the test ends, so a failing run leaves no process behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_scaivault"));
     for v in [
@@ -87,24 +97,26 @@ async fn serves_https_with_tls_files() {
         cert.as_os_str(),
     ]);
     let token = format!("skt_{}", random_alnum(40));
-    let mut child = bin()
-        .args([
-            "server",
-            "--dev",
-            "--bind",
-            "127.0.0.1:0",
-            "--dev-root-token",
-            &token,
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .env("TLS_CERT_FILE", &cert)
-        .env("TLS_KEY_FILE", &key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(
+        bin()
+            .args([
+                "server",
+                "--dev",
+                "--bind",
+                "127.0.0.1:0",
+                "--dev-root-token",
+                &token,
+                "--data-dir",
+            ])
+            .arg(dir.path().join("data"))
+            .env("TLS_CERT_FILE", &cert)
+            .env("TLS_KEY_FILE", &key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
     let url = tokio::task::spawn_blocking(move || {
         BufReader::new(stdout)
             .lines()
@@ -157,8 +169,6 @@ async fn serves_https_with_tls_files() {
         .send()
         .await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
