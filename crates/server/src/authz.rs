@@ -2,7 +2,7 @@
 //! the token's scopes (each permission needs its `secrets:*` scope). The policy engine plugs in here:
 //! decision = scopes ∩ policies, deny by default.
 
-use crate::auth::Principal;
+use crate::api::ctx::Ctx;
 use scaivault_core::{scope, Error};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,8 @@ impl Permission {
 pub struct Authorizer;
 
 impl Authorizer {
-    pub fn check(&self, principal: &Principal, perm: Permission, _path: &str) -> Result<(), Error> {
-        principal.require_scope(perm.scope())
+    /// May the caller of `ctx` exercise `perm` on `path` within `ctx.tenant`?
+    pub fn check(&self, ctx: &Ctx, perm: Permission, _path: &str) -> Result<(), Error> {
+        ctx.principal.require_scope(perm.scope())
     }
 }

@@ -197,7 +197,7 @@ fn stats_json(s: &AuditStats) -> Value {
 async fn logs(State(state): State<AppState>, ctx: Ctx, q: QueryMap) -> ApiResult<Response> {
     ctx.audit("audit_query", None);
     ctx.principal.require_scope(AUDIT_READ)?;
-    let filters = parse_filters(&q, &ctx.principal.tenant_id)?;
+    let filters = parse_filters(&q, &ctx.tenant)?;
     Ok(Json(Value::Object(trail(&state, filters).await?)).into_response())
 }
 
@@ -212,7 +212,7 @@ async fn for_secret(
     ctx.audit_extra("secret_path", json!(path));
     ctx.principal.require_scope(AUDIT_READ)?;
     spath::validate(&path)?;
-    let mut filters = parse_filters(&q, &ctx.principal.tenant_id)?;
+    let mut filters = parse_filters(&q, &ctx.tenant)?;
     filters.secret_path = Some(path.clone());
     let mut out = trail(&state, filters.clone()).await?;
     let since = now_micros() - 30 * 86_400 * 1_000_000;
@@ -253,7 +253,7 @@ async fn for_identity(
     if identity.is_empty() || identity.len() > 320 || identity.chars().any(char::is_control) {
         return Err(Error::invalid_request("identity id must be 1 to 320 characters").into());
     }
-    let mut filters = parse_filters(&q, &ctx.principal.tenant_id)?;
+    let mut filters = parse_filters(&q, &ctx.tenant)?;
     filters.identity_id = Some(identity.clone());
     let mut out = trail(&state, filters.clone()).await?;
     let window = AuditQuery {
@@ -278,7 +278,7 @@ async fn summary(State(state): State<AppState>, ctx: Ctx, q: QueryMap) -> ApiRes
     ctx.audit("audit_query", None);
     ctx.principal.require_scope(AUDIT_READ)?;
     let filters = AuditQuery {
-        tenant_id: ctx.principal.tenant_id.clone(),
+        tenant_id: ctx.tenant.clone(),
         from: time_param(&q, "from")?,
         to: time_param(&q, "to")?,
         limit: 1,
@@ -302,7 +302,7 @@ async fn summary(State(state): State<AppState>, ctx: Ctx, q: QueryMap) -> ApiRes
 async fn verify(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Response> {
     ctx.audit("audit_verify", None);
     ctx.principal.require_scope(AUDIT_READ)?;
-    let tenant = &ctx.principal.tenant_id;
+    let tenant = &ctx.tenant;
     // Verify up to the head as it is now; entries appended meanwhile are left for the next check.
     let head = state.store.audit_head(tenant).await?;
     let head_seq = head.as_ref().map_or(0, |h| h.0);

@@ -119,12 +119,11 @@ async fn batch_read(state: &AppState, ctx: &Ctx, body: Map<String, Value>) -> Ap
         return Err(Error::validation(errors).into());
     }
 
-    let tenant = &ctx.principal.tenant_id;
+    let tenant = &ctx.tenant;
     // Authorise every path first; only permitted ones are fetched.
     let mut outcome: Vec<(String, Result<(), Error>)> = Vec::with_capacity(paths.len());
     for p in &paths {
-        let r = spath::validate(p)
-            .and_then(|()| state.authz.check(&ctx.principal, Permission::Read, p));
+        let r = spath::validate(p).and_then(|()| state.authz.check(ctx, Permission::Read, p));
         if fail_fast {
             if let Err(e) = r {
                 ctx.audit_item(item("read", p, Some(&e)));
@@ -234,7 +233,7 @@ async fn batch_metadata(
     if !errors.is_empty() {
         return Err(Error::validation(errors).into());
     }
-    let tenant = &ctx.principal.tenant_id;
+    let tenant = &ctx.tenant;
     let mut errs = Map::new();
     let mut rows = Vec::new();
     for p in &patterns {
@@ -255,8 +254,8 @@ async fn batch_metadata(
             }
         };
         if !parsed.has_wildcard() {
-            if let Err(e) = spath::validate(p)
-                .and_then(|()| state.authz.check(&ctx.principal, Permission::List, p))
+            if let Err(e) =
+                spath::validate(p).and_then(|()| state.authz.check(ctx, Permission::List, p))
             {
                 ctx.audit_item(item("read_metadata", p, Some(&e)));
                 errs.insert(p.clone(), error_json(&e));
@@ -292,10 +291,7 @@ async fn batch_metadata(
             after = page.last().map(|s| s.path.clone());
             for s in page {
                 if parsed.matches(&s.path)
-                    && state
-                        .authz
-                        .check(&ctx.principal, Permission::List, &s.path)
-                        .is_ok()
+                    && state.authz.check(ctx, Permission::List, &s.path).is_ok()
                 {
                     rows.push(s);
                     matched += 1;

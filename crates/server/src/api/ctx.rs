@@ -51,6 +51,11 @@ pub struct Ctx {
     pub user_agent: Option<String>,
     pub started: Instant,
     pub principal: Arc<Principal>,
+    /// The tenant this request acts in: the token's own, or one a partner admin selected with
+    /// `/v1/t/{tenant}/…` or `X-Tenant-ID`. Every store call of a handler uses this, never the token's.
+    pub tenant: String,
+    /// The partner owning [`Ctx::tenant`].
+    pub partner: String,
     draft: Arc<Mutex<AuditDraft>>,
 }
 
@@ -100,7 +105,7 @@ impl Ctx {
     ) -> AuditEntry {
         AuditEntry {
             id: id::audit_log_id(),
-            tenant_id: self.principal.tenant_id.clone(),
+            tenant_id: self.tenant.clone(),
             timestamp: now_micros(),
             action: action.to_owned(),
             identity_type: self.principal.identity_type.clone(),
@@ -228,6 +233,8 @@ pub async fn pipeline(State(state): State<AppState>, mut req: Request, next: Nex
             source_ip,
             user_agent,
             started,
+            tenant: principal.tenant_id.clone(),
+            partner: principal.partner_id.clone(),
             principal,
             draft: Arc::new(Mutex::new(AuditDraft::default())),
         };

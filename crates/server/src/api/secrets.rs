@@ -72,7 +72,7 @@ async fn patch_any(
 /// Validates the path and asks the authoriser; every single-secret handler starts here.
 pub fn authorize(state: &AppState, ctx: &Ctx, perm: Permission, path: &str) -> Result<(), Error> {
     spath::validate(path)?;
-    state.authz.check(&ctx.principal, perm, path)
+    state.authz.check(ctx, perm, path)
 }
 
 pub async fn decrypt(
@@ -124,11 +124,11 @@ async fn read(
     let requested = q.int("version", 1, i64::MAX)?;
     let found = state
         .store
-        .get_secret_value(&ctx.principal.tenant_id, path, requested)
+        .get_secret_value(&ctx.tenant, path, requested)
         .await?
         .ok_or_else(|| Error::secret_not_found(path))?;
     let v = readable_version(path, &found, requested, now_micros())?;
-    let data = decrypt(&state, &ctx.principal.tenant_id, path, v).await?;
+    let data = decrypt(&state, &ctx.tenant, path, v).await?;
     ctx.audit_extra("version", json!(v.version));
     Ok(Json(view::secret_with_data(
         &found.0,
@@ -164,14 +164,14 @@ async fn metadata_json(state: &AppState, tenant: &str, s: &SecretRow) -> ApiResu
 async fn read_metadata(State(state): State<AppState>, ctx: Ctx, path: &str) -> ApiResult<Response> {
     ctx.audit("read_metadata", Some(path));
     authorize(&state, &ctx, Permission::List, path)?;
-    let s = live_secret(&state, &ctx.principal.tenant_id, path).await?;
-    Ok(Json(metadata_json(&state, &ctx.principal.tenant_id, &s).await?).into_response())
+    let s = live_secret(&state, &ctx.tenant, path).await?;
+    Ok(Json(metadata_json(&state, &ctx.tenant, &s).await?).into_response())
 }
 
 async fn versions(State(state): State<AppState>, ctx: Ctx, path: &str) -> ApiResult<Response> {
     ctx.audit("read_versions", Some(path));
     authorize(&state, &ctx, Permission::List, path)?;
-    let tenant = &ctx.principal.tenant_id;
+    let tenant = &ctx.tenant;
     let s = state
         .store
         .get_secret(tenant, path)
@@ -356,7 +356,7 @@ async fn write(
     ctx.audit("write", Some(&path));
     authorize(&state, &ctx, Permission::Write, &path)?;
     let req = parse_write(&body.require()?)?;
-    let tenant = ctx.principal.tenant_id.clone();
+    let tenant = ctx.tenant.clone();
     let key = state.keys.tenant_key(&tenant).await?;
     let metadata = req
         .metadata
@@ -442,7 +442,7 @@ async fn update_metadata(
     ctx.audit("update_metadata", Some(path));
     authorize(&state, &ctx, Permission::Write, path)?;
     let body = body.require()?;
-    let tenant = ctx.principal.tenant_id.clone();
+    let tenant = ctx.tenant.clone();
     let s = live_secret(&state, &tenant, path).await?;
     let mut errors = Vec::new();
     for k in body.keys() {
@@ -536,7 +536,7 @@ async fn delete(
     if permanent && version.is_some() {
         return Err(Error::field("permanent", "cannot be combined with version").into());
     }
-    let tenant = ctx.principal.tenant_id.clone();
+    let tenant = ctx.tenant.clone();
     let by = ctx.principal.identity_id.clone();
     let now = now_micros();
     let recoverable_until = now + state.settings.soft_delete_retention_secs * 1_000_000;
@@ -637,7 +637,7 @@ pub async fn restore(
             v
         }
     };
-    let tenant = ctx.principal.tenant_id.clone();
+    let tenant = ctx.tenant.clone();
     let extra = view::extra(&[("operation", json!("restore")), ("version", json!(version))]);
     let op = WriteOp::Restore {
         tenant_id: tenant.clone(),
@@ -678,7 +678,7 @@ async fn list(State(state): State<AppState>, ctx: Ctx, q: QueryMap) -> ApiResult
         Some(d) => Some(now + duration::parse_seconds(d)? * 1_000_000),
         None => None,
     };
-    let tenant = ctx.principal.tenant_id.clone();
+    let tenant = ctx.tenant.clone();
     let mut rows = state
         .store
         .list_secrets(&ListQuery {
@@ -698,12 +698,7 @@ async fn list(State(state): State<AppState>, ctx: Ctx, q: QueryMap) -> ApiResult
     } else {
         None
     };
-    rows.retain(|r| {
-        state
-            .authz
-            .check(&ctx.principal, Permission::List, &r.path)
-            .is_ok()
-    });
+    rows.retain(|r| state.authz.check(&ctx, Permission::List, &r.path).is_ok());
     let items: Vec<Value> = if include_metadata {
         let paths: Vec<String> = rows.iter().map(|r| r.path.clone()).collect();
         let counts: std::collections::HashMap<String, i64> = state
