@@ -30,6 +30,10 @@ pub enum ErrorCode {
     RateLimited,
     InternalError,
     ServiceUnavailable,
+    IdentityNotFound,
+    TenantNotFound,
+    PartnerNotFound,
+    AlreadyExists,
 }
 
 impl ErrorCode {
@@ -59,6 +63,10 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::InternalError => "internal_error",
             ErrorCode::ServiceUnavailable => "service_unavailable",
+            ErrorCode::IdentityNotFound => "identity_not_found",
+            ErrorCode::TenantNotFound => "tenant_not_found",
+            ErrorCode::PartnerNotFound => "partner_not_found",
+            ErrorCode::AlreadyExists => "already_exists",
         }
     }
 
@@ -76,9 +84,14 @@ impl ErrorCode {
             ErrorCode::AccessDenied
             | ErrorCode::InsufficientScope
             | ErrorCode::TenantAccessDenied => 403,
-            ErrorCode::SecretNotFound | ErrorCode::VersionNotFound | ErrorCode::NotFound => 404,
+            ErrorCode::SecretNotFound
+            | ErrorCode::VersionNotFound
+            | ErrorCode::NotFound
+            | ErrorCode::IdentityNotFound
+            | ErrorCode::TenantNotFound
+            | ErrorCode::PartnerNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::SecretExists | ErrorCode::VersionConflict => 409,
+            ErrorCode::SecretExists | ErrorCode::VersionConflict | ErrorCode::AlreadyExists => 409,
             ErrorCode::SecretExpired => 410,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,

@@ -155,14 +155,32 @@ impl Authenticator {
             .map_err(|_| Error::unavailable("Tenant lookup"))?
             .ok_or_else(|| err(ErrorCode::TokenInvalid, "Token's tenant no longer exists"))?;
         let list = |s: &str| serde_json::from_str::<Vec<String>>(s).unwrap_or_default();
+        // A token never carries more than its identity holds now: narrowing an identity's scopes
+        // narrows its existing tokens too.
+        let held = list(&identity.scopes);
+        let scopes = list(&row.scopes)
+            .into_iter()
+            .filter(|s| scaivault_core::scope::allows(&held, s))
+            .collect();
+        let mut groups = list(&identity.groups);
+        let member_of = self
+            .store
+            .member_groups(&tenant.id, &identity.id)
+            .await
+            .map_err(|_| Error::unavailable("Identity lookup"))?;
+        for g in member_of {
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
         let principal = Arc::new(Principal {
             identity_id: identity.id,
             identity_type: identity.identity_type,
             display_name: identity.display_name,
             tenant_id: tenant.id,
             partner_id: tenant.partner_id,
-            scopes: list(&row.scopes),
-            groups: list(&identity.groups),
+            scopes,
+            groups,
             roles: list(&identity.roles),
             token_id: row.id,
             token_expires_at: row.expires_at,

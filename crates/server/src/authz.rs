@@ -3,7 +3,7 @@
 //! decision = scopes ∩ policies, deny by default.
 
 use crate::api::ctx::Ctx;
-use scaivault_core::{scope, Error};
+use scaivault_core::{scope, Error, ErrorCode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
@@ -32,6 +32,23 @@ pub struct Authorizer;
 impl Authorizer {
     /// May the caller of `ctx` exercise `perm` on `path` within `ctx.tenant`?
     pub fn check(&self, ctx: &Ctx, perm: Permission, _path: &str) -> Result<(), Error> {
-        ctx.principal.require_scope(perm.scope())
+        ctx.principal.require_scope(perm.scope())?;
+        if ctx.partner_scope {
+            return partner_scope(ctx, perm);
+        }
+        Ok(())
+    }
+}
+
+/// Partner-scoped secrets: every tenant of the partner may read and list them (with the scope); only
+/// the partner's admins may change them.
+fn partner_scope(ctx: &Ctx, perm: Permission) -> Result<(), Error> {
+    match perm {
+        Permission::Read | Permission::List => Ok(()),
+        _ if crate::tenancy::is_partner_admin_of(&ctx.principal, &ctx.partner) => Ok(()),
+        _ => Err(Error::new(
+            ErrorCode::AccessDenied,
+            "Only partner admins may change partner-scoped secrets",
+        )),
     }
 }

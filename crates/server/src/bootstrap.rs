@@ -63,6 +63,7 @@ pub async fn bootstrap(
         }
         return Ok(Some(token));
     }
+    keys.ensure_partner_storage(DEFAULT_PARTNER).await?;
     if let Some(t) = fixed_token {
         if store.token_by_hash(&hash_token(t)).await?.is_none() {
             insert_admin_token(store, t).await?;

@@ -82,20 +82,89 @@ impl KeyRing {
         Ok(())
     }
 
-    pub async fn create_partner(&self, id: &str, name: &str) -> Result<(), KeyError> {
+    /// A new partner with a fresh key wrapped by the root key, and the tenant row of kind `partner` (id =
+    /// the partner's) that holds its shared secrets. Nothing is stored yet.
+    pub async fn new_partner(
+        &self,
+        id: &str,
+        name: &str,
+        slug: Option<String>,
+        region: Option<String>,
+    ) -> Result<(PartnerRow, TenantRow), KeyError> {
         let key = Key::generate();
         let wrapped_key = self
             .root
             .wrap(key.as_bytes(), partner_label(id).as_bytes())
             .await?;
-        self.store
-            .insert_partner(&PartnerRow {
-                id: id.into(),
-                name: name.into(),
-                wrapped_key,
-                created_at: now_micros(),
-            })
+        let now = now_micros();
+        let storage_key = Key::generate();
+        let partner = PartnerRow {
+            id: id.into(),
+            name: name.into(),
+            wrapped_key,
+            created_at: now,
+            slug,
+            region,
+            status: "ACTIVE".into(),
+        };
+        let storage = TenantRow {
+            id: id.into(),
+            partner_id: id.into(),
+            name: format!("{name} (shared)"),
+            wrapped_key: Some(wrap_key(&key, &tenant_label(id), &storage_key)),
+            created_at: now,
+            slug: None,
+            status: "ACTIVE".into(),
+            kind: "partner".into(),
+        };
+        Ok((partner, storage))
+    }
+
+    /// A new tenant row with a fresh key wrapped by its partner's key. Nothing is stored yet.
+    pub async fn new_tenant(
+        &self,
+        id: &str,
+        partner_id: &str,
+        name: &str,
+        slug: Option<String>,
+    ) -> Result<TenantRow, KeyError> {
+        let partner_key = self.partner_key(partner_id).await?;
+        let key = Key::generate();
+        Ok(TenantRow {
+            id: id.into(),
+            partner_id: partner_id.into(),
+            name: name.into(),
+            wrapped_key: Some(wrap_key(&partner_key, &tenant_label(id), &key)),
+            created_at: now_micros(),
+            slug,
+            status: "ACTIVE".into(),
+            kind: "tenant".into(),
+        })
+    }
+
+    pub async fn create_partner(&self, id: &str, name: &str) -> Result<(), KeyError> {
+        let (partner, storage) = self.new_partner(id, name, None, None).await?;
+        self.store.insert_partner(&partner).await?;
+        self.store.insert_tenant(&storage).await?;
+        Ok(())
+    }
+
+    /// Creates the shared-secrets tenant of a partner made before partners had one.
+    pub async fn ensure_partner_storage(&self, partner_id: &str) -> Result<(), KeyError> {
+        if self.store.get_tenant(partner_id).await?.is_some() {
+            return Ok(());
+        }
+        let p = self
+            .store
+            .get_partner(partner_id)
+            .await?
+            .ok_or_else(|| KeyError::Unknown(partner_id.into()))?;
+        let mut t = self
+            .new_tenant(partner_id, partner_id, &p.name, None)
             .await?;
+        t.name = format!("{} (shared)", p.name);
+        t.kind = "partner".into();
+        self.store.insert_tenant(&t).await?;
         Ok(())
     }
 
@@ -105,18 +174,8 @@ impl KeyRing {
         partner_id: &str,
         name: &str,
     ) -> Result<(), KeyError> {
-        let partner_key = self.partner_key(partner_id).await?;
-        let key = Key::generate();
-        let wrapped = wrap_key(&partner_key, &tenant_label(id), &key);
-        self.store
-            .insert_tenant(&TenantRow {
-                id: id.into(),
-                partner_id: partner_id.into(),
-                name: name.into(),
-                wrapped_key: Some(wrapped),
-                created_at: now_micros(),
-            })
-            .await?;
+        let t = self.new_tenant(id, partner_id, name, None).await?;
+        self.store.insert_tenant(&t).await?;
         Ok(())
     }
 

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod ratelimit;
 pub mod serve;
 pub mod state;
+pub mod tenancy;
 
 pub use config::Settings;
 pub use serve::run;

@@ -61,6 +61,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         auth: Authenticator::new(store.clone()),
         authz: Authorizer,
         rate: crate::ratelimit::RateLimiter::new(settings.rate_limits.clone()),
+        tenants: crate::tenancy::Tenants::new(store.clone()),
         committer,
         keys,
         store: store.clone(),

@@ -19,6 +19,7 @@ pub struct Inner {
     pub auth: Authenticator,
     pub authz: Authorizer,
     pub rate: RateLimiter,
+    pub tenants: crate::tenancy::Tenants,
     pub started: Instant,
 }
 

@@ -4,11 +4,13 @@
 //! Every query filters on `tenant_id`. No HTTP and no crypto decisions live here: values arrive sealed.
 
 mod committer;
+mod identity;
 mod model;
 mod ops;
 mod sql;
 
 pub use committer::Committer;
+pub use identity::{IdentityOp, IdentityQuery, IdentityStore, MemberRow, Page};
 pub use model::*;
 pub use ops::{OpError, OpOutcome, PutSecret, UpdateMetadata, WriteOp};
 
@@ -33,7 +35,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Reads go straight to a connection pool; every mutation goes through [`Store::apply`], which runs a
 /// batch of operations in one transaction (each in its own savepoint) and commits once.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: IdentityStore + Send + Sync + 'static {
     fn backend(&self) -> &'static str;
     /// (pool size, idle connections)
     fn pool_stats(&self) -> (u32, u32);

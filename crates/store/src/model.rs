@@ -8,6 +8,10 @@ pub struct PartnerRow {
     pub name: String,
     pub wrapped_key: Vec<u8>,
     pub created_at: i64,
+    pub slug: Option<String>,
+    pub region: Option<String>,
+    /// `ACTIVE` or `SUSPENDED`.
+    pub status: String,
 }
 
 #[derive(Debug, Clone)]
@@ -17,6 +21,11 @@ pub struct TenantRow {
     pub name: String,
     pub wrapped_key: Option<Vec<u8>>,
     pub created_at: i64,
+    pub slug: Option<String>,
+    /// `ACTIVE` or `SUSPENDED`.
+    pub status: String,
+    /// `tenant`, or `partner` for the row holding a partner's shared secrets (its id is the partner's).
+    pub kind: String,
 }
 
 #[derive(Debug, Clone)]

@@ -50,6 +50,10 @@ pub enum WriteOp {
         now: i64,
         audit: Vec<AuditEntry>,
     },
+    Identity {
+        op: crate::identity::IdentityOp,
+        audit: Vec<AuditEntry>,
+    },
 }
 
 #[derive(Debug)]
@@ -96,7 +100,8 @@ impl WriteOp {
             | WriteOp::HardDelete { audit, .. }
             | WriteOp::Restore { audit, .. }
             | WriteOp::InsertToken { audit, .. }
-            | WriteOp::RevokeToken { audit, .. } => audit,
+            | WriteOp::RevokeToken { audit, .. }
+            | WriteOp::Identity { audit, .. } => audit,
         }
     }
 }
@@ -129,4 +134,8 @@ pub enum OpError {
     SoftDeleted { recoverable_until: Option<i64> },
     #[error("store: {0}")]
     Store(String),
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("identity not found")]
+    IdentityNotFound,
 }

@@ -34,6 +34,8 @@ impl OpError {
             OpError::Conflict { .. } => ("version_conflict", 409),
             OpError::SoftDeleted { .. } => ("secret_exists", 409),
             OpError::Store(_) => ("internal_error", 500),
+            OpError::AlreadyExists => ("already_exists", 409),
+            OpError::IdentityNotFound => ("identity_not_found", 404),
         }
     }
 }
@@ -147,8 +149,8 @@ struct AuditBatch {
 macro_rules! impl_store {
     ($name:ident, $db:ty, $row:ty, $backend:literal, $for_update:literal) => {
         pub struct $name {
-            read: sqlx::Pool<$db>,
-            write: sqlx::Pool<$db>,
+            pub(crate) read: sqlx::Pool<$db>,
+            pub(crate) write: sqlx::Pool<$db>,
             /// Audit chain heads as last committed, when this process is the database's only writer
             /// (SQLite). PostgreSQL nodes share the database and lock the head row instead.
             heads: Option<parking_lot::Mutex<HashMap<String, Head>>>,
@@ -508,6 +510,7 @@ macro_rules! impl_store {
                         Self::purge(c, tenant_id, path).await?;
                         Ok(Ok(OpOutcome::Deleted { version_count }))
                     }
+                    WriteOp::Identity { op, .. } => Self::apply_identity(c, op).await,
                     WriteOp::InsertToken { row, .. } => {
                         Self::insert_token_row(c, row).await?;
                         Ok(Ok(OpOutcome::Done))
@@ -719,66 +722,44 @@ macro_rules! impl_store {
             }
 
             async fn insert_partner(&self, p: &PartnerRow) -> Result<()> {
-                sqlx::query("INSERT INTO partners (id, name, wrapped_key, created_at) VALUES ($1, $2, $3, $4)")
+                sqlx::query("INSERT INTO partners (id, name, wrapped_key, created_at, slug, region, status) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                     .bind(&p.id)
                     .bind(&p.name)
                     .bind(&p.wrapped_key)
                     .bind(p.created_at)
+                    .bind(&p.slug)
+                    .bind(&p.region)
+                    .bind(&p.status)
                     .execute(&self.write)
                     .await?;
                 Ok(())
             }
 
             async fn get_partner(&self, id: &str) -> Result<Option<PartnerRow>> {
-                let r = sqlx::query("SELECT id, name, wrapped_key, created_at FROM partners WHERE id = $1")
+                let r = sqlx::query(&format!("SELECT {} FROM partners WHERE id = $1", crate::identity::PARTNER_COLS))
                     .bind(id)
                     .fetch_optional(&self.read)
                     .await?;
                 Ok(match r {
-                    Some(r) => Some(PartnerRow {
-                        id: r.try_get(0)?,
-                        name: r.try_get(1)?,
-                        wrapped_key: r.try_get(2)?,
-                        created_at: r.try_get(3)?,
-                    }),
+                    Some(r) => Some(Self::partner_from_row(&r)?),
                     None => None,
                 })
             }
 
             async fn insert_tenant(&self, t: &TenantRow) -> Result<()> {
                 let mut tx = self.write.begin().await?;
-                sqlx::query("INSERT INTO tenants (id, partner_id, name, wrapped_key, created_at) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(&t.id)
-                    .bind(&t.partner_id)
-                    .bind(&t.name)
-                    .bind(&t.wrapped_key)
-                    .bind(t.created_at)
-                    .execute(&mut *tx)
-                    .await?;
-                // The chain head row exists from the start, so nodes sharing a database lock it
-                // instead of racing to create it.
-                sqlx::query("INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING")
-                    .bind(&t.id)
-                    .bind(GENESIS.as_slice())
-                    .execute(&mut *tx)
-                    .await?;
+                Self::insert_tenant_row(&mut *tx, t).await?;
                 tx.commit().await?;
                 Ok(())
             }
 
             async fn get_tenant(&self, id: &str) -> Result<Option<TenantRow>> {
-                let r = sqlx::query("SELECT id, partner_id, name, wrapped_key, created_at FROM tenants WHERE id = $1")
+                let r = sqlx::query(&format!("SELECT {} FROM tenants WHERE id = $1", crate::identity::TENANT_COLS))
                     .bind(id)
                     .fetch_optional(&self.read)
                     .await?;
                 Ok(match r {
-                    Some(r) => Some(TenantRow {
-                        id: r.try_get(0)?,
-                        partner_id: r.try_get(1)?,
-                        name: r.try_get(2)?,
-                        wrapped_key: r.try_get(3)?,
-                        created_at: r.try_get(4)?,
-                    }),
+                    Some(r) => Some(Self::tenant_from_row(&r)?),
                     None => None,
                 })
             }

@@ -212,6 +212,32 @@ impl TestServer {
         self.call(Method::GET, path, None).await
     }
 
+    /// Sends a request with another bearer token and extra headers.
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = anon_client()
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        Resp::from(
+            req.send()
+                .await
+                .unwrap_or_else(|e| panic!("request to {path} failed: {e}")),
+        )
+        .await
+    }
+
     pub async fn put(&self, path: &str, body: &Value) -> Resp {
         self.call(Method::PUT, path, Some(body)).await
     }

@@ -38,3 +38,4 @@ mod health;
 mod identity;
 mod secrets;
 mod serving;
+mod tenancy;

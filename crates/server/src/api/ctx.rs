@@ -5,9 +5,10 @@ use super::error::{ApiError, ErrorCodeTag};
 use crate::auth::Principal;
 use crate::ratelimit::{Category, Decision};
 use crate::state::AppState;
+use crate::tenancy::{PartnerScope, TenantPrefix};
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
@@ -56,6 +57,9 @@ pub struct Ctx {
     pub tenant: String,
     /// The partner owning [`Ctx::tenant`].
     pub partner: String,
+    /// The request addresses the partner's shared secrets (`/v1/partner/secrets/…`); `tenant` is then
+    /// the partner's shared-secrets tenant.
+    pub partner_scope: bool,
     draft: Arc<Mutex<AuditDraft>>,
 }
 
@@ -228,23 +232,52 @@ pub async fn pipeline(State(state): State<AppState>, mut req: Request, next: Nex
             Ok(p) => p,
             Err(e) => return refused(&state, e, &request_id, source_ip, user_agent, started).await,
         };
+        let requested = req
+            .extensions()
+            .get::<TenantPrefix>()
+            .map(|t| t.0.clone())
+            .or_else(|| header_str(&req, HeaderName::from_static("x-tenant-id"), 200));
+        let partner_scope = req.extensions().get::<PartnerScope>().is_some();
+        let resolved = state
+            .tenants
+            .resolve(&principal, requested.as_deref(), partner_scope)
+            .await;
+        let (tenant, partner, refusal) = match resolved {
+            Ok((t, p)) => (t, p, None),
+            // Refused requests are audited in the caller's own tenant.
+            Err(e) => (
+                principal.tenant_id.clone(),
+                principal.partner_id.clone(),
+                Some(e),
+            ),
+        };
         let ctx = Ctx {
             request_id: request_id.clone(),
             source_ip,
             user_agent,
             started,
-            tenant: principal.tenant_id.clone(),
-            partner: principal.partner_id.clone(),
+            tenant,
+            partner,
+            partner_scope,
             principal,
             draft: Arc::new(Mutex::new(AuditDraft::default())),
         };
         req.extensions_mut().insert(ctx.clone());
         let category = Category::of(&method, req.uri().path());
         let decision = state.rate.take(&ctx.rate_key(), category, 1, false);
-        let mut resp = if decision.allowed {
-            next.run(req).await
-        } else {
+        let mut resp = if !decision.allowed {
             rate_limited(category, &decision)
+        } else if let Some(e) = refusal {
+            ctx.audit("tenant_access", None);
+            if let Some(t) = &requested {
+                ctx.audit_extra(
+                    "requested_tenant",
+                    Value::String(t.chars().take(200).collect()),
+                );
+            }
+            ApiError(e).into_response()
+        } else {
+            next.run(req).await
         };
         set_rate_headers(&mut resp, &decision);
         let tag = resp.extensions().get::<ErrorCodeTag>().copied();

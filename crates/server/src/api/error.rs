@@ -56,6 +56,14 @@ impl ApiError {
             }))
             .into(),
             OpError::Store(detail) => ApiError::unavailable("ST0003", "Storage", detail),
+            OpError::AlreadyExists => {
+                Error::new(ErrorCode::AlreadyExists, format!("'{path}' already exists")).into()
+            }
+            OpError::IdentityNotFound => Error::new(
+                ErrorCode::IdentityNotFound,
+                format!("Identity '{path}' not found"),
+            )
+            .into(),
         }
     }
 }

@@ -187,6 +187,33 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathParam {
     }
 }
 
+/// All path parameters of a route, in order, each valid UTF-8 without NUL.
+pub struct PathParams(pub Vec<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let bad = || {
+            ApiError(Error::new(
+                ErrorCode::InvalidPath,
+                "Path is not valid UTF-8 text",
+            ))
+        };
+        let axum::extract::Path(p) =
+            axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| bad())?;
+        if p.iter().any(|(_, v)| v.contains('\0')) {
+            return Err(bad());
+        }
+        Ok(PathParams(p.into_iter().map(|(_, v)| v).collect()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ pub mod ctx;
 pub mod cursor;
 pub mod error;
 pub mod extract;
+pub mod identity;
 pub mod secrets;
 pub mod system;
 pub mod tokens;
@@ -20,12 +21,24 @@ use error::ApiError;
 use scaivault_core::{Error, ErrorCode};
 
 pub fn router(state: AppState) -> Router {
+    // Tenant prefixes and partner scope are taken off the URI before routing, so one set of routes
+    // serves `/v1/…`, `/v1/t/{tenant}/…` and `/v1/partner/secrets/…`.
+    let routes = routes(state);
+    Router::new().fallback_service(
+        tower::ServiceBuilder::new()
+            .map_request(crate::tenancy::rewrite)
+            .service(routes),
+    )
+}
+
+fn routes(state: AppState) -> Router {
     let limit = state.settings.max_body_bytes;
     Router::new()
         .merge(system::router())
         .merge(auth::router())
         .merge(audit::router())
         .merge(tokens::router())
+        .merge(identity::router())
         .merge(secrets::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -15,7 +15,7 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use scaivault_core::time_fmt::{now_micros, opt_rfc3339, rfc3339};
 use scaivault_core::{duration, id, scope, Error, ErrorCode, FieldError};
-use scaivault_store::{OpError, OpOutcome, TokenRow, WriteOp};
+use scaivault_store::{IdentityRow, OpError, OpOutcome, TokenRow, WriteOp};
 use serde_json::{json, Value};
 
 const DEFAULT_TTL_SECS: i64 = 90 * 86_400;
@@ -58,9 +58,28 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> Ap
     ctx.audit("token_create", None);
     let body = body.0.unwrap_or_default();
     let p = &ctx.principal;
+    // Admins may mint a token for another identity of the tenant they act in (how a new user or
+    // service account gets its first credential); the token is then bound by both parties' scopes.
+    let subject = match body.get("identity_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if *id == p.identity_id && ctx.tenant == p.tenant_id => None,
+        Some(Value::String(id)) => Some(token_subject(&state, &ctx, id).await?),
+        Some(_) => {
+            return Err(Error::validation(vec![fe("identity_id", "must be a string")]).into())
+        }
+    };
+    let held: Vec<String> = match &subject {
+        None => p.scopes.clone(),
+        Some(i) => serde_json::from_str::<Vec<String>>(&i.scopes)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| p.has_scope(s))
+            .collect(),
+    };
+    let holds = |s: &str| scope::allows(&held, s);
     let mut errors = Vec::new();
     let mut name = None;
-    let mut scopes: Vec<String> = p.scopes.clone();
+    let mut scopes: Vec<String> = held.clone();
     let mut ttl = DEFAULT_TTL_SECS;
     for (k, v) in &body {
         match (k.as_str(), v) {
@@ -73,9 +92,9 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> Ap
                         Some(s) if !scope::is_known(s) => {
                             errors.push(fe(&format!("scopes[{i}]"), "unknown scope"))
                         }
-                        Some(s) if !p.has_scope(s) => errors.push(fe(
+                        Some(s) if !holds(s) => errors.push(fe(
                             &format!("scopes[{i}]"),
-                            "is wider than the creating token's scopes",
+                            "is wider than the creating token's scopes (or the identity's)",
                         )),
                         Some(s) if !scopes.iter().any(|x| x == s) => scopes.push(s.to_owned()),
                         Some(_) => {}
@@ -93,9 +112,10 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> Ap
             ("expires_in", _) => {
                 errors.push(fe("expires_in", "must be a duration such as \"90d\""))
             }
+            ("identity_id", _) => {}
             (other, _) => errors.push(fe(
                 other,
-                "unknown field; expected name, scopes, expires_in",
+                "unknown field; expected name, scopes, expires_in, identity_id",
             )),
         }
     }
@@ -107,8 +127,12 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> Ap
     let row = TokenRow {
         id: id::random("tok_", 16),
         token_hash: hash_token(&token).to_vec(),
-        tenant_id: p.tenant_id.clone(),
-        identity_id: p.identity_id.clone(),
+        tenant_id: subject
+            .as_ref()
+            .map_or_else(|| p.tenant_id.clone(), |i| i.tenant_id.clone()),
+        identity_id: subject
+            .as_ref()
+            .map_or_else(|| p.identity_id.clone(), |i| i.id.clone()),
         name,
         scopes: serde_json::to_string(&scopes).unwrap_or_else(|_| "[]".into()),
         created_at: now,
@@ -137,6 +161,39 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> Ap
         }
         Err(e) => Err(ApiError::unavailable("TK0001", "Storage", e)),
     }
+}
+
+/// The identity an admin mints a token for: an enabled user or service account of the tenant the
+/// request acts in, which the caller administers.
+async fn token_subject(state: &AppState, ctx: &Ctx, id: &str) -> ApiResult<IdentityRow> {
+    let p = &ctx.principal;
+    p.require_scope(scope::IDENTITY_ADMIN)?;
+    if !crate::tenancy::is_tenant_admin_of(p, &ctx.tenant, &ctx.partner) {
+        return Err(Error::new(
+            ErrorCode::AccessDenied,
+            "Minting a token for another identity needs an admin role over its tenant",
+        )
+        .into());
+    }
+    let shown: String = id.chars().take(300).collect();
+    let i = state
+        .store
+        .get_identity(&ctx.tenant, id)
+        .await?
+        .filter(|i| i.identity_type != "group")
+        .ok_or_else(|| {
+            ApiError(
+                Error::new(
+                    ErrorCode::IdentityNotFound,
+                    format!("Identity '{shown}' not found"),
+                )
+                .with_details(json!({ "identity_id": shown })),
+            )
+        })?;
+    if i.disabled_at.is_some() {
+        return Err(Error::new(ErrorCode::AccessDenied, "The identity is disabled").into());
+    }
+    Ok(i)
 }
 
 async fn list(State(state): State<AppState>, ctx: Ctx, q: QueryMap) -> ApiResult<Response> {
