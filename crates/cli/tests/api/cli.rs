@@ -611,6 +611,46 @@ async fn env_overrides_config_for_requests() {
     .code(2);
 }
 
+/// `SCAIVAULT_TENANT_ID` (or `tenant_id` in the config) makes every request act in that tenant; the server
+/// allows it for partner and super admins only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_context_from_env_and_config() {
+    let srv = spawn(Backend::Sqlite).await;
+    srv.post(
+        "/v1/identity/tenants",
+        &json!({"id": "tnt_cli_other", "name": "CLI other"}),
+    )
+    .await
+    .expect(201);
+    let cli = Cli::logged_in(&srv);
+    let other = [("SCAIVAULT_TENANT_ID", "tnt_cli_other")];
+    cli.run_env(&["secrets", "write", "app/ctx", "k=in-other"], &other)
+        .await
+        .ok();
+    let o = cli
+        .run_env(&["secrets", "read", "app/ctx", "--json"], &other)
+        .await;
+    o.ok();
+    assert_eq!(o.json()["data"]["k"], "in-other", "{o}");
+    // Without the context the admin's own tenant has no such secret.
+    cli.run(&["secrets", "read", "app/ctx"])
+        .await
+        .server_error(4, "secret_not_found");
+    // The config file's tenant_id does the same; an unknown tenant is a 404.
+    cli.run(&["config", "set", "tenant_id", "tnt_cli_other"])
+        .await
+        .ok();
+    cli.run(&["secrets", "read", "app/ctx", "--field", "k"])
+        .await
+        .ok();
+    cli.run_env(
+        &["secrets", "list"],
+        &[("SCAIVAULT_TENANT_ID", "tnt_nowhere")],
+    )
+    .await
+    .server_error(4, "tenant_not_found");
+}
+
 // ---- secrets: write / read ---------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
