@@ -13,7 +13,13 @@ from typing import Any, TypeVar
 import httpx
 
 from ._core import AsyncRunner, Core, Settings, SyncRunner
-from .resources import AuditResource, AuthResource, DynamicResource, SecretsResource
+from .resources import (
+    AuditResource,
+    AuthResource,
+    DynamicResource,
+    IdentityResource,
+    SecretsResource,
+)
 
 __all__ = ["ScaiVaultClient", "SyncScaiVaultClient", "DEFAULT_BASE_URL"]
 
@@ -39,6 +45,7 @@ class _ClientBase:
     secrets: SecretsResource
     auth: AuthResource
     audit: AuditResource
+    identity: IdentityResource
     dynamic: DynamicResource
 
     def __init__(
@@ -79,6 +86,7 @@ class _ClientBase:
         self.secrets = SecretsResource(runner)
         self.auth = AuthResource(runner)
         self.audit = AuditResource(runner)
+        self.identity = IdentityResource(runner)
         self.dynamic = DynamicResource(runner)
 
     @property

@@ -45,6 +45,17 @@ __all__ = [
     "IdentityAuditTrail",
     "AuditChainBreak",
     "AuditVerification",
+    "Partner",
+    "Tenant",
+    "Identity",
+    "Group",
+    "GroupMember",
+    "PartnerPage",
+    "TenantPage",
+    "UserPage",
+    "GroupPage",
+    "MemberList",
+    "RoleAssignment",
 ]
 
 M = TypeVar("M", bound="Model")
@@ -571,3 +582,116 @@ class AuditVerification(Model):
     first_bad: AuditChainBreak | None = field(
         default=None, metadata=_meta(AuditChainBreak.from_dict)
     )
+
+
+# -- identity and tenancy ------------------------------------------------------------------------
+
+
+@dataclass
+class Partner(Model):
+    id: str = ""
+    name: str = ""
+    slug: str | None = None
+    region: str | None = None
+    status: str = "ACTIVE"
+    created_at: datetime | None = _ts()
+
+
+@dataclass
+class Tenant(Model):
+    id: str = ""
+    partner_id: str = ""
+    name: str = ""
+    slug: str | None = None
+    status: str = "ACTIVE"
+    created_at: datetime | None = _ts()
+
+
+@dataclass
+class Identity(Model):
+    """A user (``user:<email>``) or service account (``sa:<name>``) of a tenant."""
+
+    id: str = ""
+    type: str = "user"
+    tenant_id: str | None = None
+    email: str | None = None
+    display_name: str | None = None
+    status: str = "ACTIVE"
+    groups: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    scopes: list[str] = field(default_factory=list)
+    created_at: datetime | None = _ts()
+
+
+@dataclass
+class Group(Model):
+    id: str = ""
+    name: str = ""
+    tenant_id: str | None = None
+    display_name: str | None = None
+    member_count: int = 0
+    created_at: datetime | None = _ts()
+
+
+@dataclass
+class GroupMember(Model):
+    user_id: str = ""
+    email: str | None = None
+    membership_type: str = "DIRECT"
+    added_at: datetime | None = _ts()
+
+
+@dataclass
+class _IdentityPage(Model):
+    total: int = 0
+    page: int = 1
+    page_size: int = 50
+
+
+@dataclass
+class PartnerPage(_IdentityPage):
+    partners: list[Partner] = field(default_factory=list, metadata=_meta(_list_of(Partner)))
+
+    def __iter__(self) -> Iterator[Partner]:
+        return iter(self.partners)
+
+
+@dataclass
+class TenantPage(_IdentityPage):
+    tenants: list[Tenant] = field(default_factory=list, metadata=_meta(_list_of(Tenant)))
+
+    def __iter__(self) -> Iterator[Tenant]:
+        return iter(self.tenants)
+
+
+@dataclass
+class UserPage(_IdentityPage):
+    users: list[Identity] = field(default_factory=list, metadata=_meta(_list_of(Identity)))
+
+    def __iter__(self) -> Iterator[Identity]:
+        return iter(self.users)
+
+
+@dataclass
+class GroupPage(_IdentityPage):
+    groups: list[Group] = field(default_factory=list, metadata=_meta(_list_of(Group)))
+
+    def __iter__(self) -> Iterator[Group]:
+        return iter(self.groups)
+
+
+@dataclass
+class MemberList(Model):
+    members: list[GroupMember] = field(
+        default_factory=list, metadata=_meta(_list_of(GroupMember))
+    )
+    total: int = 0
+
+    def __iter__(self) -> Iterator[GroupMember]:
+        return iter(self.members)
+
+
+@dataclass
+class RoleAssignment(Model):
+    user_id: str = ""
+    roles: list[str] = field(default_factory=list)

@@ -14,6 +14,16 @@ from urllib.parse import quote
 
 from ._core import Call
 from .models import (
+    Group,
+    GroupPage,
+    Identity,
+    MemberList,
+    Partner,
+    PartnerPage,
+    RoleAssignment,
+    Tenant,
+    TenantPage,
+    UserPage,
     AuditLogPage,
     AuditSummary,
     AuditVerification,
@@ -289,13 +299,17 @@ class TokensResource(_Resource):
         name: str | None = None,
         scopes: Iterable[str] | None = None,
         expires_in: str | None = None,
+        identity_id: str | None = None,
     ) -> CreatedToken:
         """A new ``skt_…`` token; ``.token`` is its value, shown only here.
 
         ``scopes`` default to the caller's and may not be wider; ``expires_in`` defaults
-        to ``90d`` (at most ``366d``).
+        to ``90d`` (at most ``366d``). Admins may mint a token for another identity of the
+        tenant they act in with ``identity_id=``.
         """
         body: dict[str, Any] = {}
+        if identity_id is not None:
+            body["identity_id"] = identity_id
         if name is not None:
             body["name"] = name
         if scopes is not None:
@@ -511,3 +525,245 @@ class DynamicResource(_Resource):
     def _revoke_call(lease: Lease | str) -> Call[None]:
         lease_id = lease.lease_id if isinstance(lease, Lease) else lease
         return Call("DELETE", f"/v1/dynamic/leases/{_escape(lease_id)}", lambda _: None)
+
+
+def _drop_none(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+class IdentityResource(_Resource):
+    """``client.identity``: partners, tenants, users, groups and admin roles (``/v1/identity``).
+
+    Reading needs ``identity:read``; changes need ``identity:admin`` and an admin role over
+    the target. Lists page with ``page``/``page_size`` and carry ``.total``.
+    """
+
+    def partners(
+        self, status: str | None = None, page: int | None = None, page_size: int | None = None
+    ) -> PartnerPage:
+        return self._run(
+            Call(
+                "GET",
+                "/v1/identity/partners",
+                PartnerPage.from_dict,
+                params={"status": status, "page": page, "page_size": page_size},
+            )
+        )
+
+    def create_partner(
+        self,
+        name: str,
+        id: str | None = None,
+        slug: str | None = None,
+        region: str | None = None,
+    ) -> Partner:
+        body = _drop_none(name=name, id=id, slug=slug, region=region)
+        return self._run(Call("POST", "/v1/identity/partners", Partner.from_dict, json=body))
+
+    def tenants(
+        self,
+        partner_id: str | None = None,
+        status: str | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+    ) -> TenantPage:
+        params = {"partner_id": partner_id, "status": status, "page": page, "page_size": page_size}
+        return self._run(Call("GET", "/v1/identity/tenants", TenantPage.from_dict, params=params))
+
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        return self._run(
+            Call("GET", f"/v1/identity/tenants/{_escape(tenant_id)}", Tenant.from_dict)
+        )
+
+    def create_tenant(
+        self,
+        name: str,
+        id: str | None = None,
+        partner_id: str | None = None,
+        slug: str | None = None,
+    ) -> Tenant:
+        body = _drop_none(name=name, id=id, partner_id=partner_id, slug=slug)
+        return self._run(Call("POST", "/v1/identity/tenants", Tenant.from_dict, json=body))
+
+    def update_tenant(
+        self, tenant_id: str, name: str | None = None, status: str | None = None
+    ) -> Tenant:
+        return self._run(
+            Call(
+                "PATCH",
+                f"/v1/identity/tenants/{_escape(tenant_id)}",
+                Tenant.from_dict,
+                json=_drop_none(name=name, status=status),
+            )
+        )
+
+    def users(
+        self,
+        tenant_id: str,
+        q: str | None = None,
+        status: str | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+    ) -> UserPage:
+        params = {"q": q, "status": status, "page": page, "page_size": page_size}
+        return self._run(
+            Call(
+                "GET",
+                f"/v1/identity/tenants/{_escape(tenant_id)}/users",
+                UserPage.from_dict,
+                params=params,
+            )
+        )
+
+    def create_user(
+        self,
+        tenant_id: str,
+        email: str,
+        display_name: str | None = None,
+        scopes: Iterable[str] | None = None,
+        roles: Iterable[str] | None = None,
+        groups: Iterable[str] | None = None,
+    ) -> Identity:
+        body = _drop_none(
+            email=email,
+            display_name=display_name,
+            scopes=list(scopes) if scopes is not None else None,
+            roles=list(roles) if roles is not None else None,
+            groups=list(groups) if groups is not None else None,
+        )
+        return self._run(
+            Call(
+                "POST",
+                f"/v1/identity/tenants/{_escape(tenant_id)}/users",
+                Identity.from_dict,
+                json=body,
+            )
+        )
+
+    def get_user(self, tenant_id: str, user_id: str) -> Identity:
+        return self._run(
+            Call(
+                "GET",
+                f"/v1/identity/tenants/{_escape(tenant_id)}/users/{_escape(user_id, safe=':@')}",
+                Identity.from_dict,
+            )
+        )
+
+    def update_user(
+        self,
+        tenant_id: str,
+        user_id: str,
+        display_name: str | None = None,
+        scopes: Iterable[str] | None = None,
+        status: str | None = None,
+    ) -> Identity:
+        body = _drop_none(
+            display_name=display_name,
+            scopes=list(scopes) if scopes is not None else None,
+            status=status,
+        )
+        return self._run(
+            Call(
+                "PATCH",
+                f"/v1/identity/tenants/{_escape(tenant_id)}/users/{_escape(user_id, safe=':@')}",
+                Identity.from_dict,
+                json=body,
+            )
+        )
+
+    def disable_user(self, tenant_id: str, user_id: str) -> None:
+        return self._run(
+            Call(
+                "DELETE",
+                f"/v1/identity/tenants/{_escape(tenant_id)}/users/{_escape(user_id, safe=':@')}",
+                lambda _body: None,
+            )
+        )
+
+    def groups(
+        self, tenant_id: str, page: int | None = None, page_size: int | None = None
+    ) -> GroupPage:
+        return self._run(
+            Call(
+                "GET",
+                f"/v1/identity/tenants/{_escape(tenant_id)}/groups",
+                GroupPage.from_dict,
+                params={"page": page, "page_size": page_size},
+            )
+        )
+
+    def create_group(self, tenant_id: str, name: str, display_name: str | None = None) -> Group:
+        return self._run(
+            Call(
+                "POST",
+                f"/v1/identity/tenants/{_escape(tenant_id)}/groups",
+                Group.from_dict,
+                json=_drop_none(name=name, display_name=display_name),
+            )
+        )
+
+    def delete_group(self, tenant_id: str, group: str) -> None:
+        return self._run(
+            Call(
+                "DELETE",
+                f"/v1/identity/tenants/{_escape(tenant_id)}/groups/{_escape(group, safe=':')}",
+                lambda _body: None,
+            )
+        )
+
+    def members(self, group: str) -> MemberList:
+        """Members of a group of the tenant the client acts in."""
+        return self._run(
+            Call(
+                "GET",
+                f"/v1/identity/groups/{_escape(group, safe=':')}/members",
+                MemberList.from_dict,
+            )
+        )
+
+    def add_member(self, group: str, user_id: str) -> None:
+        return self._run(
+            Call(
+                "POST",
+                f"/v1/identity/groups/{_escape(group, safe=':')}/members",
+                lambda _body: None,
+                json={"user_id": user_id},
+            )
+        )
+
+    def remove_member(self, group: str, user_id: str) -> None:
+        return self._run(
+            Call(
+                "DELETE",
+                f"/v1/identity/groups/{_escape(group, safe=':')}/members/{_escape(user_id, safe=':@')}",
+                lambda _body: None,
+            )
+        )
+
+    def resolve(self, identity_type: str, identity_id: str) -> Identity:
+        return self._run(
+            Call(
+                "GET",
+                f"/v1/identity/resolve/{_escape(identity_type)}/{_escape(identity_id, safe=':@')}",
+                Identity.from_dict,
+            )
+        )
+
+    def user_roles(self, user_id: str) -> RoleAssignment:
+        return self._run(
+            Call(
+                "GET",
+                f"/v1/identity/users/{_escape(user_id, safe=':@')}/roles",
+                RoleAssignment.from_dict,
+            )
+        )
+
+    def set_user_roles(self, user_id: str, roles: Iterable[str]) -> RoleAssignment:
+        return self._run(
+            Call(
+                "PUT",
+                f"/v1/identity/users/{_escape(user_id, safe=':@')}/roles",
+                RoleAssignment.from_dict,
+                json={"roles": list(roles)},
+            )
+        )
