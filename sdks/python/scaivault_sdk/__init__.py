@@ -25,6 +25,11 @@ from .errors import (
     ValidationError,
 )
 from .models import (
+    AuditAnchor,
+    AuditExport,
+    AuditExportChain,
+    AuditExportManifest,
+    AuditExportPage,
     AuditChainBreak,
     AuditCount,
     AuditEntry,
@@ -92,6 +97,11 @@ __all__ = [
     "WhoAmI",
     "Lease",
     "AuditChainBreak",
+    "AuditAnchor",
+    "AuditExport",
+    "AuditExportChain",
+    "AuditExportManifest",
+    "AuditExportPage",
     "AuditCount",
     "AuditEntry",
     "AuditLogPage",
