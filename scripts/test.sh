@@ -27,6 +27,9 @@ if [ "${SKIP_BENCH:-0}" != 1 ]; then
   bench/run --short
 fi
 
+step "moto (the S3 API the audit export tests upload to)"
+scripts/moto.sh install >/dev/null
+
 step "Rust unit and API tests"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

@@ -82,6 +82,9 @@ struct ServerArgs {
     /// Per-identity limits per minute overriding the defaults, e.g. "read=5000,write=500" ("all=0": off)
     #[arg(long, env = "SCAIVAULT_RATE_LIMITS", value_name = "SPEC")]
     rate_limits: Option<String>,
+    /// Keep audit entries this long (e.g. 365d), then prune them oldest first; unset or "forever": keep all
+    #[arg(long, env = "AUDIT_RETENTION", value_name = "DURATION")]
+    audit_retention: Option<String>,
 }
 
 fn resolve(a: &ServerArgs) -> anyhow::Result<(Settings, LogFormat)> {
@@ -145,6 +148,17 @@ fn resolve(a: &ServerArgs) -> anyhow::Result<(Settings, LogFormat)> {
     }
     let retention = scaivault_core::duration::parse_seconds(&a.soft_delete_retention)
         .map_err(|e| anyhow::anyhow!("SOFT_DELETE_RETENTION: {}", e.message))?;
+    let audit_retention_secs = match a.audit_retention.as_deref().map(str::trim) {
+        None | Some("" | "forever") => None,
+        Some(d) => {
+            let secs = scaivault_core::duration::parse_seconds(d)
+                .map_err(|e| anyhow::anyhow!("AUDIT_RETENTION: {}", e.message))?;
+            if secs <= 0 {
+                bail!("AUDIT_RETENTION must be a positive duration (e.g. 365d) or \"forever\"");
+            }
+            Some(secs)
+        }
+    };
     let rate_limits = scaivault_server::ratelimit::Limits::parse(a.rate_limits.as_deref())
         .map_err(|e| anyhow::anyhow!("SCAIVAULT_RATE_LIMITS: {e}"))?;
     if std::env::var_os("REDIS_URL").is_some() {
@@ -164,6 +178,7 @@ fn resolve(a: &ServerArgs) -> anyhow::Result<(Settings, LogFormat)> {
             max_body_bytes: a.max_body_bytes,
             soft_delete_retention_secs: retention,
             rate_limits,
+            audit_retention_secs,
         },
         log_format,
     ))

@@ -24,6 +24,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub soft_delete_retention_secs: i64,
     pub rate_limits: crate::ratelimit::Limits,
+    /// AUDIT_RETENTION: audit entries older than this many seconds are pruned; `None` keeps them forever.
+    pub audit_retention_secs: Option<i64>,
 }
 
 impl std::fmt::Debug for Settings {

@@ -2,6 +2,7 @@
 //! key management and start-up. Handlers stay thin: context → authorise → store → audit → response.
 
 pub mod api;
+pub mod audit_jobs;
 pub mod auth;
 pub mod authz;
 pub mod bootstrap;

@@ -68,6 +68,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings: settings.clone(),
         started: Instant::now(),
     }));
+    crate::audit_jobs::start(&state);
     let app = api::router(state);
 
     let scheme = if tls.is_some() { "https" } else { "http" };

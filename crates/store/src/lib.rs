@@ -107,6 +107,48 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
         &self,
         ops: Vec<WriteOp>,
     ) -> Result<Vec<std::result::Result<OpOutcome, OpError>>>;
+
+    // ---- audit export and retention (0002_audit_exports.sql)
+
+    /// How many entries match `q` (its cursor and limit are ignored).
+    async fn audit_count_matching(&self, q: &AuditQuery) -> Result<i64>;
+    /// Entries matching `q` in chain order with `after_seq < seq <= max_seq`, each with its predecessor's
+    /// hash (the retention anchor's or the genesis hash where the predecessor is gone).
+    async fn audit_export_page(
+        &self,
+        q: &AuditQuery,
+        after_seq: i64,
+        max_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<ExportRecord>>;
+    async fn insert_export(&self, e: &ExportRow) -> Result<()>;
+    /// Writes every mutable column of the job (status, times, counts, manifest, error).
+    async fn update_export(&self, e: &ExportRow) -> Result<()>;
+    async fn get_export(&self, tenant_id: &str, id: &str) -> Result<Option<ExportRow>>;
+    /// The tenant's exports, newest first, strictly after the cursor `(created_at, id)`.
+    async fn list_exports(
+        &self,
+        tenant_id: &str,
+        before: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<ExportRow>>;
+    /// Marks pending or running exports whose heartbeat is older than `stale_before` failed; returns how
+    /// many.
+    async fn fail_stale_exports(&self, stale_before: i64, now: i64, error: &str) -> Result<u64>;
+    /// Tenants that have an audit chain.
+    async fn audit_tenants(&self) -> Result<Vec<String>>;
+    /// The retention anchor: (seq, hash) of the last pruned entry, where verification resumes.
+    async fn audit_anchor(&self, tenant_id: &str) -> Result<Option<(i64, Vec<u8>)>>;
+    /// Deletes, in chain order and in one transaction, up to `max_rows` of the tenant's oldest entries
+    /// that are older than `before_ts`, stopping at the first newer one, and moves the anchor to the last
+    /// deleted entry. Returns how many were deleted.
+    async fn audit_prune(
+        &self,
+        tenant_id: &str,
+        before_ts: i64,
+        max_rows: i64,
+        now: i64,
+    ) -> Result<u64>;
 }
 
 pub type DynStore = Arc<dyn Store>;

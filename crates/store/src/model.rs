@@ -163,3 +163,40 @@ pub struct AuditStats {
     pub first_at: Option<i64>,
     pub last_at: Option<i64>,
 }
+
+/// An audit export job and, once it ran, its manifest. `filters` and `destination` are JSON objects
+/// (the destination names the credentials secret's path, never the credentials); `object_keys` a JSON array.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportRow {
+    pub tenant_id: String,
+    pub id: String,
+    /// pending, running, completed or failed.
+    pub status: String,
+    pub format: String,
+    pub filters: String,
+    pub destination: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    /// Refreshed while the job runs; a pending or running job whose heartbeat stops is failed.
+    pub heartbeat_at: i64,
+    pub estimated_records: i64,
+    pub record_count: i64,
+    pub byte_size: i64,
+    pub sha256: Option<String>,
+    pub object_keys: String,
+    pub first_seq: Option<i64>,
+    pub first_prev_hash: Option<String>,
+    pub last_seq: Option<i64>,
+    pub last_hash: Option<String>,
+    pub error: Option<String>,
+}
+
+/// One exported entry with the hash of its predecessor in the chain (`None` when that entry was pruned
+/// and is not the retention anchor, or the chain is broken there).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportRecord {
+    pub record: AuditRecord,
+    pub prev_hash: Option<Vec<u8>>,
+}

@@ -21,6 +21,9 @@ const N_SECRET_COLS: usize = 18;
 const AUDIT_GROUP_LIMIT: usize = 100_000;
 const VERSION_COLS: &str =
     "version, wrapped_dek, ciphertext, created_at, created_by, deleted_at, deleted_by, restored_at, restored_by";
+const EXPORT_COLS: &str = "tenant_id, id, status, format, filters, destination, created_by, created_at, started_at, \
+    completed_at, heartbeat_at, estimated_records, record_count, byte_size, sha256, object_keys, first_seq, \
+    first_prev_hash, last_seq, last_hash, error";
 const AUDIT_COLS: &str =
     "id, tenant_id, ts, action, identity_type, identity_id, secret_path, source_ip, \
     user_agent, success, status, error_code, duration_ms, request_id, extra_data";
@@ -190,6 +193,32 @@ macro_rules! impl_store {
                     deleted_by: r.try_get(o + 6)?,
                     restored_at: r.try_get(o + 7)?,
                     restored_by: r.try_get(o + 8)?,
+                })
+            }
+
+            fn export_from_row(r: &$row) -> std::result::Result<ExportRow, sqlx::Error> {
+                Ok(ExportRow {
+                    tenant_id: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    status: r.try_get(2)?,
+                    format: r.try_get(3)?,
+                    filters: r.try_get(4)?,
+                    destination: r.try_get(5)?,
+                    created_by: r.try_get(6)?,
+                    created_at: r.try_get(7)?,
+                    started_at: r.try_get(8)?,
+                    completed_at: r.try_get(9)?,
+                    heartbeat_at: r.try_get(10)?,
+                    estimated_records: r.try_get(11)?,
+                    record_count: r.try_get(12)?,
+                    byte_size: r.try_get(13)?,
+                    sha256: r.try_get(14)?,
+                    object_keys: r.try_get(15)?,
+                    first_seq: r.try_get(16)?,
+                    first_prev_hash: r.try_get(17)?,
+                    last_seq: r.try_get(18)?,
+                    last_hash: r.try_get(19)?,
+                    error: r.try_get(20)?,
                 })
             }
 
@@ -1198,6 +1227,224 @@ macro_rules! impl_store {
                     cache.lock().extend(heads);
                 }
                 Ok(results)
+            }
+
+            async fn audit_count_matching(&self, q: &AuditQuery) -> Result<i64> {
+                let (cond, args) = audit_where(q, false);
+                let sql = format!("SELECT COUNT(*) FROM audit_log WHERE {cond}");
+                let mut query = sqlx::query_scalar::<_, i64>(&sql);
+                for a in args {
+                    query = match a {
+                        Arg::S(v) => query.bind(v),
+                        Arg::I(v) => query.bind(v),
+                        Arg::B(v) => query.bind(v),
+                    };
+                }
+                Ok(query.fetch_one(&self.read).await?)
+            }
+
+            async fn audit_export_page(
+                &self,
+                q: &AuditQuery,
+                after_seq: i64,
+                max_seq: i64,
+                limit: i64,
+            ) -> Result<Vec<ExportRecord>> {
+                let (cond, mut args) = audit_where(q, false);
+                args.push(Arg::I(after_seq));
+                let a = args.len();
+                args.push(Arg::I(max_seq));
+                let m = args.len();
+                let sql = format!(
+                    "SELECT {AUDIT_COLS}, seq, hash, \
+                     (SELECT p.hash FROM audit_log p WHERE p.tenant_id = audit_log.tenant_id AND p.seq = audit_log.seq - 1) \
+                     FROM audit_log WHERE {cond} AND seq > ${a} AND seq <= ${m} ORDER BY seq LIMIT {}",
+                    limit.clamp(1, 100_000)
+                );
+                let mut query = sqlx::query(&sql);
+                for a in args {
+                    query = match a {
+                        Arg::S(v) => query.bind(v),
+                        Arg::I(v) => query.bind(v),
+                        Arg::B(v) => query.bind(v),
+                    };
+                }
+                let rows = query.fetch_all(&self.read).await?;
+                let anchor = if rows.first().is_some() { self.audit_anchor(&q.tenant_id).await? } else { None };
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let record = AuditRecord { entry: Self::audit_from_row(r)?, seq: r.try_get(15)?, hash: r.try_get(16)? };
+                    let prev: Option<Vec<u8>> = r.try_get(17)?;
+                    let prev = prev.or_else(|| {
+                        if record.seq == 1 {
+                            Some(GENESIS.to_vec())
+                        } else {
+                            anchor.as_ref().filter(|a| a.0 == record.seq - 1).map(|a| a.1.clone())
+                        }
+                    });
+                    out.push(ExportRecord { record, prev_hash: prev });
+                }
+                Ok(out)
+            }
+
+            async fn insert_export(&self, e: &ExportRow) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO audit_exports (tenant_id, id, status, format, filters, destination, created_by, created_at, \
+                     started_at, completed_at, heartbeat_at, estimated_records, record_count, byte_size, sha256, object_keys, \
+                     first_seq, first_prev_hash, last_seq, last_hash, error) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+                )
+                .bind(&e.tenant_id)
+                .bind(&e.id)
+                .bind(&e.status)
+                .bind(&e.format)
+                .bind(&e.filters)
+                .bind(&e.destination)
+                .bind(&e.created_by)
+                .bind(e.created_at)
+                .bind(e.started_at)
+                .bind(e.completed_at)
+                .bind(e.heartbeat_at)
+                .bind(e.estimated_records)
+                .bind(e.record_count)
+                .bind(e.byte_size)
+                .bind(&e.sha256)
+                .bind(&e.object_keys)
+                .bind(e.first_seq)
+                .bind(&e.first_prev_hash)
+                .bind(e.last_seq)
+                .bind(&e.last_hash)
+                .bind(&e.error)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn update_export(&self, e: &ExportRow) -> Result<()> {
+                sqlx::query(
+                    "UPDATE audit_exports SET status = $3, started_at = $4, completed_at = $5, heartbeat_at = $6, \
+                     record_count = $7, byte_size = $8, sha256 = $9, object_keys = $10, first_seq = $11, \
+                     first_prev_hash = $12, last_seq = $13, last_hash = $14, error = $15 \
+                     WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(&e.tenant_id)
+                .bind(&e.id)
+                .bind(&e.status)
+                .bind(e.started_at)
+                .bind(e.completed_at)
+                .bind(e.heartbeat_at)
+                .bind(e.record_count)
+                .bind(e.byte_size)
+                .bind(&e.sha256)
+                .bind(&e.object_keys)
+                .bind(e.first_seq)
+                .bind(&e.first_prev_hash)
+                .bind(e.last_seq)
+                .bind(&e.last_hash)
+                .bind(&e.error)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_export(&self, tenant_id: &str, id: &str) -> Result<Option<ExportRow>> {
+                let sql = format!("SELECT {EXPORT_COLS} FROM audit_exports WHERE tenant_id = $1 AND id = $2");
+                let row = sqlx::query(&sql).bind(tenant_id).bind(id).fetch_optional(&self.read).await?;
+                row.as_ref().map(|r| Self::export_from_row(r).map_err(Into::into)).transpose()
+            }
+
+            async fn list_exports(&self, tenant_id: &str, before: Option<(i64, String)>, limit: i64) -> Result<Vec<ExportRow>> {
+                let limit = limit.clamp(1, 1001);
+                let rows = match before {
+                    None => {
+                        let sql = format!(
+                            "SELECT {EXPORT_COLS} FROM audit_exports WHERE tenant_id = $1 \
+                             ORDER BY created_at DESC, id DESC LIMIT {limit}"
+                        );
+                        sqlx::query(&sql).bind(tenant_id).fetch_all(&self.read).await?
+                    }
+                    Some((at, id)) => {
+                        let sql = format!(
+                            "SELECT {EXPORT_COLS} FROM audit_exports WHERE tenant_id = $1 \
+                             AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
+                             ORDER BY created_at DESC, id DESC LIMIT {limit}"
+                        );
+                        sqlx::query(&sql).bind(tenant_id).bind(at).bind(id).fetch_all(&self.read).await?
+                    }
+                };
+                rows.iter().map(|r| Self::export_from_row(r).map_err(Into::into)).collect()
+            }
+
+            async fn fail_stale_exports(&self, stale_before: i64, now: i64, error: &str) -> Result<u64> {
+                let r = sqlx::query(
+                    "UPDATE audit_exports SET status = 'failed', completed_at = $1, error = $2 \
+                     WHERE status IN ('pending', 'running') AND heartbeat_at < $3",
+                )
+                .bind(now)
+                .bind(error)
+                .bind(stale_before)
+                .execute(&self.write)
+                .await?;
+                Ok(r.rows_affected())
+            }
+
+            async fn audit_tenants(&self) -> Result<Vec<String>> {
+                Ok(sqlx::query_scalar("SELECT tenant_id FROM audit_heads ORDER BY tenant_id")
+                    .fetch_all(&self.read)
+                    .await?)
+            }
+
+            async fn audit_anchor(&self, tenant_id: &str) -> Result<Option<(i64, Vec<u8>)>> {
+                Ok(sqlx::query_as("SELECT seq, hash FROM audit_anchors WHERE tenant_id = $1")
+                    .bind(tenant_id)
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
+            async fn audit_prune(&self, tenant_id: &str, before_ts: i64, max_rows: i64, now: i64) -> Result<u64> {
+                let oldest: Vec<(i64, i64)> = sqlx::query_as(
+                    "SELECT seq, ts FROM audit_log WHERE tenant_id = $1 ORDER BY seq LIMIT $2",
+                )
+                .bind(tenant_id)
+                .bind(max_rows.max(1))
+                .fetch_all(&self.read)
+                .await?;
+                // The longest run from the chain's start that is older than the cutoff: never leave a hole.
+                let Some(last) = oldest.iter().take_while(|(_, ts)| *ts < before_ts).last().map(|r| r.0) else {
+                    return Ok(0);
+                };
+                let mut tx = self.write.begin().await?;
+                let hash: Option<Vec<u8>> = sqlx::query_scalar("SELECT hash FROM audit_log WHERE tenant_id = $1 AND seq = $2")
+                    .bind(tenant_id)
+                    .bind(last)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(hash) = hash else {
+                    // Another node pruned it meanwhile.
+                    return Ok(0);
+                };
+                let deleted = sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq <= $2")
+                    .bind(tenant_id)
+                    .bind(last)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query(
+                    "INSERT INTO audit_anchors (tenant_id, seq, hash, pruned_at, pruned_total) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (tenant_id) DO UPDATE SET \
+                     hash = CASE WHEN excluded.seq > audit_anchors.seq THEN excluded.hash ELSE audit_anchors.hash END, \
+                     seq = CASE WHEN excluded.seq > audit_anchors.seq THEN excluded.seq ELSE audit_anchors.seq END, \
+                     pruned_at = excluded.pruned_at, pruned_total = audit_anchors.pruned_total + excluded.pruned_total",
+                )
+                .bind(tenant_id)
+                .bind(last)
+                .bind(&hash)
+                .bind(now)
+                .bind(i64::try_from(deleted).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(deleted)
             }
         }
     };

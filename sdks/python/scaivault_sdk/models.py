@@ -695,3 +695,92 @@ class MemberList(Model):
 class RoleAssignment(Model):
     user_id: str = ""
     roles: list[str] = field(default_factory=list)
+    #: Set once retention pruned old entries: the chain is verified from here.
+    anchor: Any = field(
+        default=None, metadata=_meta(lambda v: AuditAnchor.from_dict(v) if v else None)
+    )
+
+
+@dataclass
+class AuditAnchor(Model):
+    """Where a pruned chain starts: the last removed entry's ``seq`` and ``hash``."""
+
+    seq: int = 0
+    hash: str = ""
+
+
+@dataclass
+class AuditExportChain(Model):
+    """The exported range's place in the chain, to verify the file offline."""
+
+    first_seq: int | None = None
+    first_prev_hash: str | None = None
+    last_seq: int | None = None
+    last_hash: str | None = None
+
+
+@dataclass
+class AuditExportManifest(Model):
+    """What a completed export wrote: object key(s), size, SHA-256 of the data and the chain anchor."""
+
+    object_keys: list[str] = field(default_factory=list)
+    manifest_key: str | None = None
+    record_count: int = 0
+    byte_size: int = 0
+    sha256: str | None = None
+    chain: AuditExportChain = field(
+        default_factory=AuditExportChain, metadata=_meta(AuditExportChain.from_dict)
+    )
+
+
+@dataclass
+class AuditExport(Model):
+    """An export job (``audit.export``, ``audit.get_export``): ``status`` is ``pending``,
+    ``running``, ``completed`` (``manifest`` set) or ``failed`` (``error`` set)."""
+
+    export_id: str = ""
+    status: str = ""
+    format: str | None = None
+    estimated_records: int = 0
+    records_exported: int = 0
+    filters: dict[str, Any] = field(default_factory=dict)
+    destination: dict[str, Any] = field(default_factory=dict)
+    created_by: str | None = None
+    created_at: datetime | None = _ts()
+    started_at: datetime | None = _ts()
+    completed_at: datetime | None = _ts()
+    manifest: AuditExportManifest | None = field(
+        default=None,
+        metadata=_meta(lambda v: AuditExportManifest.from_dict(v) if v else None),
+    )
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("completed", "failed")
+
+
+@dataclass
+class AuditExportPage(Model):
+    """One page of ``audit.exports`` (newest first); iterate it for its jobs."""
+
+    exports: list[AuditExport] = field(
+        default_factory=list, metadata=_meta(_list_of(AuditExport))
+    )
+    cursor: str | None = None
+    has_more: bool = False
+
+    def __iter__(self) -> Iterator[AuditExport]:
+        return iter(self.exports)
+
+    def __len__(self) -> int:
+        return len(self.exports)
+
+
+__all__ += [
+    "AuditAnchor",
+    "AuditExportChain",
+    "AuditExportManifest",
+    "AuditExport",
+    "AuditExportPage",
+]

@@ -24,6 +24,8 @@ from .models import (
     Tenant,
     TenantPage,
     UserPage,
+    AuditExport,
+    AuditExportPage,
     AuditLogPage,
     AuditSummary,
     AuditVerification,
@@ -497,6 +499,76 @@ class AuditResource(_Resource):
     def verify(self) -> AuditVerification:
         """Re-compute the tenant's hash chain on the server."""
         return self._run(Call("GET", "/v1/audit/verify", AuditVerification.from_dict))
+
+    def export(
+        self,
+        *,
+        destination: Mapping[str, Any] | None = None,
+        type: str | None = None,
+        bucket: str | None = None,
+        credentials_path: str | None = None,
+        prefix: str | None = None,
+        endpoint: str | None = None,
+        region: str | None = None,
+        format: str = "jsonl",
+        from_: TimeArg = None,
+        to: TimeArg = None,
+        action: str | Iterable[str] | None = None,
+        identity_id: str | None = None,
+        identity_type: str | None = None,
+        path_prefix: str | None = None,
+        success: bool | None = None,
+        source_ip: str | None = None,
+        request_id: str | None = None,
+    ) -> AuditExport:
+        """Start an export job (scope ``audit:export``); poll :meth:`get_export` until ``.done``.
+
+        The destination is either ``destination={"type": "s3", "bucket": …, "credentials_path": …}``
+        or the flat ``type``/``bucket``/``credentials_path``/``prefix``/``endpoint``/``region``
+        arguments (those win). ``format`` is ``jsonl`` (verifiable offline) or ``csv``.
+        """
+        dest = _merge_options(
+            destination, type=type, bucket=bucket, credentials_path=credentials_path,
+            prefix=prefix, endpoint=endpoint, region=region,
+        )
+        filters = {
+            k: v
+            for k, v in {
+                "action": _actions(action),
+                "identity_id": identity_id,
+                "identity_type": identity_type,
+                "path_prefix": path_prefix,
+                "success": success,
+                "source_ip": source_ip,
+                "request_id": request_id,
+            }.items()
+            if v is not None
+        }
+        body: dict[str, Any] = {"format": format, "destination": dest or {}}
+        if from_ is not None:
+            body["from"] = _time(from_)
+        if to is not None:
+            body["to"] = _time(to)
+        if filters:
+            body["filters"] = filters
+        return self._run(Call("POST", "/v1/audit/export", AuditExport.from_dict, json=body))
+
+    def exports(self, limit: int | None = None, cursor: str | None = None) -> AuditExportPage:
+        """One page of the tenant's export jobs, newest first (``audit:export`` or ``audit:read``)."""
+        return self._run(
+            Call(
+                "GET",
+                "/v1/audit/exports",
+                AuditExportPage.from_dict,
+                params={"limit": limit, "cursor": cursor},
+            )
+        )
+
+    def get_export(self, export_id: str) -> AuditExport:
+        """One export job: its status and, once completed, its manifest."""
+        return self._run(
+            Call("GET", f"/v1/audit/exports/{_escape(export_id)}", AuditExport.from_dict)
+        )
 
 
 class DynamicResource(_Resource):

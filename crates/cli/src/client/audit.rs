@@ -101,12 +101,21 @@ pub struct VerifyArgs {
     /// tenant_id)
     #[arg(long, value_name = "ID", requires = "file")]
     pub tenant_id: Option<String>,
+    /// The file is a filtered export: entries need not be consecutive, each one after a gap is checked
+    /// against its own prev_hash (removals inside the filtered set are then not detectable)
+    #[arg(long, requires = "file")]
+    pub allow_gaps: bool,
 }
 
 pub async fn run(cmd: AuditCommand, global: &GlobalOpts) -> Result<(), ApiError> {
+    match &cmd {
+        AuditCommand::Export(a) => return super::audit_export::export(a, global).await,
+        AuditCommand::Exports(a) => return super::audit_export::exports(a, global).await,
+        _ => {}
+    }
     if let AuditCommand::Verify(a) = &cmd {
         if let Some(file) = &a.file {
-            return verify_file(file, a.tenant_id.as_deref(), global);
+            return verify_file(file, a.tenant_id.as_deref(), a.allow_gaps, global);
         }
     }
     let settings = Settings::resolve(global.url.as_deref())?;
@@ -129,6 +138,7 @@ pub async fn run(cmd: AuditCommand, global: &GlobalOpts) -> Result<(), ApiError>
         }
         AuditCommand::Summary(_) => summary(&client, &query, global).await,
         AuditCommand::Verify(_) => verify_live(&client, global).await,
+        AuditCommand::Export(_) | AuditCommand::Exports(_) => Ok(()),
     }
 }
 
@@ -136,7 +146,7 @@ pub async fn run(cmd: AuditCommand, global: &GlobalOpts) -> Result<(), ApiError>
 
 /// A `--from` / `--to` value as sent to the server: RFC 3339 and dates go as given, a duration (`24h`)
 /// is turned into that long before now.
-fn time_value(flag: &str, raw: &str) -> Result<String, ApiError> {
+pub fn time_value(flag: &str, raw: &str) -> Result<String, ApiError> {
     let raw = raw.trim();
     if time_fmt::parse(raw).is_some() {
         return Ok(raw.to_owned());
@@ -222,7 +232,7 @@ fn prepare(cmd: &AuditCommand) -> Result<Vec<(&'static str, String)>, ApiError> 
             page_query(&a.page, &mut q);
         }
         AuditCommand::Summary(a) => time_query(&a.time, &mut q)?,
-        AuditCommand::Verify(_) => {}
+        AuditCommand::Verify(_) | AuditCommand::Export(_) | AuditCommand::Exports(_) => {}
     }
     Ok(q)
 }
@@ -581,6 +591,83 @@ struct FileEntry {
     entry: AuditEntry,
     hash: Vec<u8>,
     raw: String,
+    /// The predecessor's hash, as exports (`POST /v1/audit/export`) record it.
+    prev: Option<Vec<u8>>,
+}
+
+fn prev_hash_of(v: &Value) -> Result<Option<Vec<u8>>, String> {
+    match v.get("prev_hash") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => decode_hex(s)
+            .filter(|h| h.len() == 32)
+            .map(Some)
+            .ok_or_else(|| "field 'prev_hash' is not 64 hex digits".to_owned()),
+        Some(_) => Err("field 'prev_hash' is not a string".to_owned()),
+    }
+}
+
+/// The header of a CSV export.
+const CSV_HEADER: &str = "seq,id,tenant_id,timestamp,action,identity_type,identity_id,";
+
+fn looks_like_csv(text: &str) -> bool {
+    text.trim_start().starts_with(CSV_HEADER)
+}
+
+/// Reads a CSV export: each row becomes the JSON object the JSONL form carries, then is checked the same way.
+fn parse_csv(text: &str, default_tenant: Option<&str>) -> Result<Vec<FileEntry>, ApiError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let headers = rdr
+        .headers()
+        .map_err(|e| ApiError::validation("invalid_audit_file", format!("CSV header: {e}")))?
+        .clone();
+    let mut out = Vec::new();
+    for rec in rdr.records() {
+        let rec =
+            rec.map_err(|e| ApiError::validation("invalid_audit_file", format!("CSV: {e}")))?;
+        let line_no = rec
+            .position()
+            .map_or(0, |p| usize::try_from(p.line()).unwrap_or(0));
+        let bad = |why: String| {
+            ApiError::validation("invalid_audit_file", format!("line {line_no}: {why}"))
+        };
+        let mut o = Map::new();
+        for (h, v) in headers.iter().zip(rec.iter()) {
+            let val = match h {
+                "seq" | "status" | "duration_ms" => match v.parse::<i64>() {
+                    Ok(n) => json!(n),
+                    Err(_) => return Err(bad(format!("column '{h}' is not an integer"))),
+                },
+                "success" => match v {
+                    "true" => json!(true),
+                    "false" => json!(false),
+                    _ => return Err(bad("column 'success' is not true or false".to_owned())),
+                },
+                "extra_data" => serde_json::from_str::<Value>(v).unwrap_or_else(|_| json!(v)),
+                "secret_path" | "source_ip" | "user_agent" | "error_code" | "prev_hash"
+                    if v.is_empty() =>
+                {
+                    Value::Null
+                }
+                _ => json!(v),
+            };
+            o.insert(h.to_owned(), val);
+        }
+        let v = Value::Object(o);
+        let (seq, entry, hash) = entry_from_json(&v, default_tenant).map_err(bad)?;
+        let prev = prev_hash_of(&v).map_err(bad)?;
+        out.push(FileEntry {
+            line: line_no,
+            seq,
+            entry,
+            hash,
+            raw: v.to_string(),
+            prev,
+        });
+    }
+    Ok(out)
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
@@ -683,12 +770,14 @@ fn parse_file(text: &str, default_tenant: Option<&str>) -> Result<Vec<FileEntry>
         };
         let v: Value = serde_json::from_str(line).map_err(|e| bad(format!("not JSON: {e}")))?;
         let (seq, entry, hash) = entry_from_json(&v, default_tenant).map_err(bad)?;
+        let prev = prev_hash_of(&v).map_err(bad)?;
         out.push(FileEntry {
             line: line_no,
             seq,
             entry,
             hash,
             raw: line.to_owned(),
+            prev,
         });
     }
     Ok(out)
@@ -719,12 +808,24 @@ struct BadEntry {
 /// Sorts the entries by `seq` and walks the chain. A file that does not start at seq 1 cannot prove its
 /// first entry (the predecessor's hash is not in it): that entry is taken as given and the chain is checked
 /// from the next one.
-fn check_entries(mut entries: Vec<FileEntry>) -> Option<FileReport> {
+#[cfg(test)]
+fn check_entries(entries: Vec<FileEntry>) -> Option<FileReport> {
+    check_entries_opts(entries, false)
+}
+
+/// [`check_entries`]; an export's first entry carries its predecessor's hash (`prev_hash`) and is checked
+/// against it, and with `allow_gaps` (a filtered export) so is every entry that follows a gap.
+fn check_entries_opts(mut entries: Vec<FileEntry>, allow_gaps: bool) -> Option<FileReport> {
     entries.sort_by_key(|e| e.seq);
     let first = entries.first()?;
     let from_genesis = first.seq == 1;
     let (mut v, rest) = if from_genesis {
         (ChainVerifier::default(), &entries[..])
+    } else if let Some(prev) = &first.prev {
+        (
+            ChainVerifier::resume(first.seq - 1, prev.clone()),
+            &entries[..],
+        )
     } else {
         (
             ChainVerifier::resume(first.seq, first.hash.clone()),
@@ -732,8 +833,16 @@ fn check_entries(mut entries: Vec<FileEntry>) -> Option<FileReport> {
         )
     };
     let mut first_bad = None;
+    let first_checked = !from_genesis && first.prev.is_some();
     for e in rest {
         let expected = v.last_seq() + 1;
+        if allow_gaps && e.seq > expected {
+            if let Some(prev) = &e.prev {
+                let checked = v.checked;
+                v = ChainVerifier::resume(e.seq - 1, prev.clone());
+                v.checked = checked;
+            }
+        }
         if let Err(b) = v.push(e.seq, &e.entry, &e.hash) {
             first_bad = Some(BadEntry {
                 seq: b.seq,
@@ -750,12 +859,17 @@ fn check_entries(mut entries: Vec<FileEntry>) -> Option<FileReport> {
         checked: v.checked,
         first_seq: first.seq,
         last_seq: entries.last().map_or(first.seq, |e| e.seq),
-        from_genesis,
+        from_genesis: from_genesis || first_checked,
         first_bad,
     })
 }
 
-fn verify_file(file: &str, tenant_flag: Option<&str>, global: &GlobalOpts) -> Result<(), ApiError> {
+fn verify_file(
+    file: &str,
+    tenant_flag: Option<&str>,
+    allow_gaps: bool,
+    global: &GlobalOpts,
+) -> Result<(), ApiError> {
     let text = if file == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
@@ -777,8 +891,12 @@ fn verify_file(file: &str, tenant_flag: Option<&str>, global: &GlobalOpts) -> Re
         None
     };
     let tenant = tenant_flag.map(str::to_owned).or(configured);
-    let entries = parse_file(&text, tenant.as_deref())?;
-    let Some(report) = check_entries(entries) else {
+    let entries = if looks_like_csv(&text) {
+        parse_csv(&text, tenant.as_deref())?
+    } else {
+        parse_file(&text, tenant.as_deref())?
+    };
+    let Some(report) = check_entries_opts(entries, allow_gaps) else {
         return Err(ApiError::validation(
             "invalid_audit_file",
             format!("{file} holds no audit entries"),

@@ -4,6 +4,7 @@
 //! (see [`http::exit_code_for_status`], the one place that maps responses to codes).
 
 mod audit;
+mod audit_export;
 mod auth;
 mod config;
 mod config_cmd;
@@ -126,6 +127,10 @@ pub enum AuditCommand {
     Summary(audit::SummaryArgs),
     /// Verify the tenant's hash chain on the server, or a JSONL file offline with --file (exit 1 if broken)
     Verify(audit::VerifyArgs),
+    /// Export the audit log (JSONL or CSV) to S3, GCS or Azure Blob; --wait follows the job to the end
+    Export(Box<audit_export::ExportArgs>),
+    /// List export jobs, or show one with `exports get ID`
+    Exports(audit_export::ExportsArgs),
 }
 
 /// Runs one client command and returns the process exit code. Errors are printed as

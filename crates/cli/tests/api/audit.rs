@@ -329,18 +329,19 @@ fn sqlite_file(s: &TestServer) -> PathBuf {
     s.data_dir.join("scaivault.db")
 }
 
-enum Db {
+pub(crate) enum Db {
     Sqlite(sqlx::SqliteConnection),
     Pg(sqlx::PgConnection),
 }
 
-enum Arg {
+pub(crate) enum Arg {
     I(i64),
     S(String),
+    B(Vec<u8>),
 }
 
 impl Db {
-    async fn open(s: &TestServer) -> Db {
+    pub(crate) async fn open(s: &TestServer) -> Db {
         match s.backend {
             Backend::Sqlite => {
                 use sqlx::sqlite::SqliteConnectOptions;
@@ -357,7 +358,7 @@ impl Db {
         }
     }
 
-    async fn exec(&mut self, sql: &str, args: &[Arg]) -> u64 {
+    pub(crate) async fn exec(&mut self, sql: &str, args: &[Arg]) -> u64 {
         macro_rules! run {
             ($conn:expr) => {{
                 let mut q = sqlx::query(sql);
@@ -365,6 +366,7 @@ impl Db {
                     q = match a {
                         Arg::I(v) => q.bind(*v),
                         Arg::S(v) => q.bind(v.clone()),
+                        Arg::B(v) => q.bind(v.clone()),
                     };
                 }
                 q.execute(&mut *$conn)
@@ -419,7 +421,7 @@ impl Db {
         out
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         match self {
             Db::Sqlite(c) => c.close().await.unwrap(),
             Db::Pg(c) => c.close().await.unwrap(),

@@ -50,6 +50,8 @@ pub struct TestServer {
     /// `SCAIVAULT_RATE_LIMITS` for the server; off by default so suites can write freely. Change it and
     /// `restart()` to test limits.
     pub rate_limits: String,
+    /// More environment for the server process (e.g. `AUDIT_RETENTION`), applied on every (re)start.
+    pub extra_env: Vec<(String, String)>,
     child: Option<Child>,
     pg_db: Option<String>,
     logs: Arc<Mutex<Vec<String>>>,
@@ -60,6 +62,11 @@ pub struct TestServer {
 
 /// Starts a server on fresh storage: a new temporary data directory and, for PostgreSQL, a new database.
 pub async fn spawn(backend: Backend) -> TestServer {
+    spawn_with_env(backend, &[]).await
+}
+
+/// [`spawn`] with more environment for the server process.
+pub async fn spawn_with_env(backend: Backend, env: &[(&str, &str)]) -> TestServer {
     let tmp = tempfile::Builder::new()
         .prefix("scaivault-api-")
         .tempdir()
@@ -81,6 +88,10 @@ pub async fn spawn(backend: Backend) -> TestServer {
         database_url,
         backend,
         rate_limits: "all=0".to_owned(),
+        extra_env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
         child: None,
         pg_db,
         logs: Arc::new(Mutex::new(Vec::new())),
@@ -149,6 +160,9 @@ impl TestServer {
             .stderr(Stdio::piped());
         if let Some(url) = &self.database_url {
             cmd.env("DATABASE_URL", url);
+        }
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn the scaivault binary");
         let stdout = child.stdout.take().expect("child stdout is piped");

@@ -28,6 +28,7 @@ macro_rules! both {
 }
 
 mod audit;
+mod audit_export;
 mod batch;
 mod cli;
 mod durability;

@@ -53,7 +53,7 @@ fn text_param(q: &QueryMap, key: &str) -> Result<Option<String>, Error> {
 }
 
 /// The documented filters, shared by every trail endpoint.
-fn parse_filters(q: &QueryMap, tenant: &str) -> Result<AuditQuery, Error> {
+pub fn parse_filters(q: &QueryMap, tenant: &str) -> Result<AuditQuery, Error> {
     let actions: Vec<String> = q
         .get("action")
         .map(|a| {
@@ -130,7 +130,7 @@ fn parse_filters(q: &QueryMap, tenant: &str) -> Result<AuditQuery, Error> {
     })
 }
 
-fn entry_json(r: &AuditRecord) -> Value {
+pub fn entry_json(r: &AuditRecord) -> Value {
     let e = &r.entry;
     let extra: Value = serde_json::from_str(&e.extra_data).unwrap_or_else(|_| json!({}));
     json!({
@@ -298,15 +298,50 @@ async fn summary(State(state): State<AppState>, ctx: Ctx, q: QueryMap) -> ApiRes
     Ok(Json(body).into_response())
 }
 
-/// Recomputes the tenant's whole chain from the database and compares it with the recorded head.
+/// Recomputes the tenant's chain from the database (from the retention anchor, where old entries were
+/// pruned, else from the genesis hash) and compares it with the recorded head.
 async fn verify(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Response> {
     ctx.audit("audit_verify", None);
     ctx.principal.require_scope(AUDIT_READ)?;
     let tenant = &ctx.tenant;
+    // The pruner may move the anchor while we read; a check that started before the move is repeated.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let anchor = state.store.audit_anchor(tenant).await?;
+        let (v, broken, head) = verify_chain(&state, tenant, anchor.clone()).await?;
+        if broken.is_some() && attempt < 3 && state.store.audit_anchor(tenant).await? != anchor {
+            continue;
+        }
+        return Ok(Json(json!({
+            "valid": broken.is_none(),
+            "entries_checked": v.checked,
+            "head_seq": head.map(|h| h.0),
+            "anchor": anchor.map(|(seq, hash)| json!({ "seq": seq, "hash": hex::encode(hash) })),
+            "first_bad": broken.map(|b| json!({ "seq": b.seq, "id": b.id, "reason": b.reason })),
+        }))
+        .into_response());
+    }
+}
+
+type Verified = (
+    ChainVerifier,
+    Option<scaivault_core::audit::ChainBreak>,
+    Option<(i64, Vec<u8>)>,
+);
+
+async fn verify_chain(
+    state: &AppState,
+    tenant: &str,
+    anchor: Option<(i64, Vec<u8>)>,
+) -> ApiResult<Verified> {
     // Verify up to the head as it is now; entries appended meanwhile are left for the next check.
     let head = state.store.audit_head(tenant).await?;
     let head_seq = head.as_ref().map_or(0, |h| h.0);
-    let mut v = ChainVerifier::default();
+    let mut v = match anchor {
+        Some((seq, hash)) => ChainVerifier::resume(seq, hash),
+        None => ChainVerifier::default(),
+    };
     let mut broken = None;
     'pages: while v.last_seq() < head_seq {
         let page = state.store.audit_chain(tenant, v.last_seq(), 5000).await?;
@@ -335,11 +370,5 @@ async fn verify(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Response> 
             }
         }
     }
-    Ok(Json(json!({
-        "valid": broken.is_none(),
-        "entries_checked": v.checked,
-        "head_seq": head.map(|h| h.0),
-        "first_bad": broken.map(|b| json!({ "seq": b.seq, "id": b.id, "reason": b.reason })),
-    }))
-    .into_response())
+    Ok((v, broken, head))
 }

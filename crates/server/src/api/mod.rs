@@ -1,6 +1,7 @@
 //! The `/v1` router: one module per API area, merged here, wrapped in the request pipeline.
 
 pub mod audit;
+pub mod audit_export;
 pub mod auth;
 pub mod batch;
 pub mod ctx;
@@ -37,6 +38,7 @@ fn routes(state: AppState) -> Router {
         .merge(system::router())
         .merge(auth::router())
         .merge(audit::router())
+        .merge(audit_export::router())
         .merge(tokens::router())
         .merge(identity::router())
         .merge(secrets::router())
