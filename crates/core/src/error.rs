@@ -30,6 +30,15 @@ pub enum ErrorCode {
     RateLimited,
     InternalError,
     ServiceUnavailable,
+    MfaRequired,
+    IpNotAllowed,
+    TimeWindowViolation,
+    InvalidPolicy,
+    InvalidGlob,
+    PolicyNotFound,
+    BindingNotFound,
+    PolicyInUse,
+    SecretPolicyNotFound,
 }
 
 impl ErrorCode {
@@ -59,6 +68,15 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::InternalError => "internal_error",
             ErrorCode::ServiceUnavailable => "service_unavailable",
+            ErrorCode::MfaRequired => "mfa_required",
+            ErrorCode::IpNotAllowed => "ip_not_allowed",
+            ErrorCode::TimeWindowViolation => "time_window_violation",
+            ErrorCode::InvalidPolicy => "invalid_policy",
+            ErrorCode::InvalidGlob => "invalid_glob",
+            ErrorCode::PolicyNotFound => "policy_not_found",
+            ErrorCode::BindingNotFound => "binding_not_found",
+            ErrorCode::PolicyInUse => "policy_in_use",
+            ErrorCode::SecretPolicyNotFound => "secret_policy_not_found",
         }
     }
 
@@ -86,6 +104,14 @@ impl ErrorCode {
             ErrorCode::RateLimited => 429,
             ErrorCode::InternalError => 500,
             ErrorCode::ServiceUnavailable => 503,
+            ErrorCode::MfaRequired | ErrorCode::IpNotAllowed | ErrorCode::TimeWindowViolation => {
+                403
+            }
+            ErrorCode::InvalidPolicy | ErrorCode::InvalidGlob => 400,
+            ErrorCode::PolicyNotFound
+            | ErrorCode::BindingNotFound
+            | ErrorCode::SecretPolicyNotFound => 404,
+            ErrorCode::PolicyInUse => 409,
         }
     }
 }
