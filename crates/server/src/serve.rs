@@ -59,7 +59,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let committer = Committer::start(store.clone());
     let state = AppState(Arc::new(Inner {
         auth: Authenticator::new(store.clone()),
-        authz: Authorizer,
+        authz: Authorizer::new(store.clone()),
         rate: crate::ratelimit::RateLimiter::new(settings.rate_limits.clone()),
         committer,
         keys,
@@ -67,6 +67,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings: settings.clone(),
         started: Instant::now(),
     }));
+    state.authz.reload().await?;
+    tokio::spawn(crate::authz::refresh_loop(state.clone()));
     let app = api::router(state);
 
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -7,6 +7,7 @@ pub mod ctx;
 pub mod cursor;
 pub mod error;
 pub mod extract;
+pub mod policies;
 pub mod secrets;
 pub mod system;
 pub mod tokens;
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(tokens::router())
         .merge(secrets::router())
+        .merge(policies::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
