@@ -775,6 +775,9 @@ impl Decision {
     }
 }
 
+/// subject → (policy index, binding expiry)
+type SubjectBindings = HashMap<String, Vec<(u32, Option<i64>)>>;
+
 struct Compiled {
     id: String,
     name: String,
@@ -790,7 +793,7 @@ pub struct Index {
     policies: Vec<Compiled>,
     by_id: HashMap<String, u32>,
     /// owner → subject → (policy index, binding expiry)
-    bindings: HashMap<String, HashMap<String, Vec<(u32, Option<i64>)>>>,
+    bindings: HashMap<String, SubjectBindings>,
 }
 
 impl Index {

@@ -541,7 +541,7 @@ macro_rules! impl_store {
                         )
                         .bind(tenant_id).bind(id).fetch_one(&mut *c).await?;
                         if bound > 0 && !force {
-                            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM policies WHERE tenant_id = $1 AND id = $2")
+                            let exists: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM policies WHERE tenant_id = $1 AND id = $2")
                                 .bind(tenant_id).bind(id).fetch_optional(&mut *c).await?;
                             return Ok(Err(if exists.is_some() { OpError::InUse } else { OpError::Missing("policy_not_found") }));
                         }
@@ -554,7 +554,7 @@ macro_rules! impl_store {
                             .bind(tenant_id).bind(id).execute(&mut *c).await?;
                     }
                     WriteOp::InsertBinding { row, .. } => {
-                        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM policies WHERE tenant_id = $1 AND id = $2")
+                        let exists: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM policies WHERE tenant_id = $1 AND id = $2")
                             .bind(&row.tenant_id).bind(&row.policy_id).fetch_optional(&mut *c).await?;
                         if exists.is_none() {
                             return Ok(Err(OpError::Missing("policy_not_found")));
@@ -606,7 +606,7 @@ macro_rules! impl_store {
                     }
                     WriteOp::SetSecretPolicy { tenant_id, path, secret_policy_id, .. } => {
                         if let Some(sp) = secret_policy_id {
-                            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM secret_policies WHERE tenant_id = $1 AND id = $2")
+                            let exists: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM secret_policies WHERE tenant_id = $1 AND id = $2")
                                 .bind(tenant_id).bind(sp).fetch_optional(&mut *c).await?;
                             if exists.is_none() {
                                 return Ok(Err(OpError::Missing("secret_policy_not_found")));

@@ -36,5 +36,6 @@ mod errors;
 mod harness;
 mod health;
 mod identity;
+mod policies;
 mod secrets;
 mod serving;
