@@ -13,7 +13,13 @@ from typing import Any, TypeVar
 import httpx
 
 from ._core import AsyncRunner, Core, Settings, SyncRunner
-from .resources import AuditResource, AuthResource, DynamicResource, SecretsResource
+from .resources import (
+    AuditResource,
+    AuthResource,
+    DynamicResource,
+    PoliciesResource,
+    SecretsResource,
+)
 
 __all__ = ["ScaiVaultClient", "SyncScaiVaultClient", "DEFAULT_BASE_URL"]
 
@@ -40,6 +46,7 @@ class _ClientBase:
     auth: AuthResource
     audit: AuditResource
     dynamic: DynamicResource
+    policies: PoliciesResource
 
     def __init__(
         self,
@@ -80,6 +87,7 @@ class _ClientBase:
         self.auth = AuthResource(runner)
         self.audit = AuditResource(runner)
         self.dynamic = DynamicResource(runner)
+        self.policies = PoliciesResource(runner)
 
     @property
     def base_url(self) -> str:

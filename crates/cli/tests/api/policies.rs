@@ -990,3 +990,107 @@ async fn cookbook_recipes(backend: Backend) {
 }
 
 both!(cookbook_recipes);
+
+fn cli(s: &TestServer, dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scaivault"))
+        .args(args)
+        .env("HOME", dir)
+        .env("SCAIVAULT_CONFIG", dir.join("config.json"))
+        .env("SCAIVAULT_URL", &s.base_url)
+        .env("SCAIVAULT_TOKEN", &s.admin_token)
+        .env_remove("SCAIVAULT_TENANT_ID")
+        .env_remove("SCAIVAULT_PARTNER_ID")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `scaivault policies list|get|create --file|delete|bind|unbind|test`.
+async fn cli_policies(backend: Backend) {
+    let s = spawn(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.json");
+    std::fs::write(
+        &file,
+        json!({"name": "cli-read", "rules": [{"path_pattern": "billing/*", "permissions": ["read"]}]}).to_string(),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let (code, out, err) = cli(
+        &s,
+        dir.path(),
+        &["policies", "create", "--file", f, "--json"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let id = serde_json::from_str::<Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, out, _) = cli(
+        &s,
+        dir.path(),
+        &["policies", "bind", &id, "sa:billing", "--json"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let bid = serde_json::from_str::<Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["identity_type"],
+        "service_account"
+    );
+    let (code, out, _) = cli(&s, dir.path(), &["policies", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(&id) && out.contains("cli-read"), "{out}");
+    let (code, out, _) = cli(&s, dir.path(), &["policies", "get", &id]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("billing/*") && out.contains("sa:billing"),
+        "{out}"
+    );
+    let (code, out, _) = cli(
+        &s,
+        dir.path(),
+        &["policies", "test", "sa:billing", "billing/stripe"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("allowed") && out.contains(&id), "{out}");
+    let (code, out, _) = cli(
+        &s,
+        dir.path(),
+        &[
+            "policies",
+            "test",
+            "sa:billing",
+            "billing/stripe",
+            "--permission",
+            "write",
+        ],
+    );
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("access_denied"), "{out}");
+    let (code, _, err) = cli(&s, dir.path(), &["policies", "delete", &id]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("policy_in_use"), "{err}");
+    let (code, _, _) = cli(&s, dir.path(), &["policies", "unbind", &id, &bid]);
+    assert_eq!(code, 0);
+    let (code, _, _) = cli(&s, dir.path(), &["policies", "delete", &id]);
+    assert_eq!(code, 0);
+    let (code, _, err) = cli(&s, dir.path(), &["policies", "get", &id]);
+    assert_eq!(code, 4, "{err}");
+    std::fs::write(
+        &file,
+        "{\"name\": \"x\", \"rules\": [{\"path_pattern\": \"/x\", \"permissions\": [\"read\"]}]}",
+    )
+    .unwrap();
+    let (code, _, err) = cli(&s, dir.path(), &["policies", "create", "--file", f]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("invalid_glob"), "{err}");
+}
+
+both!(cli_policies);
