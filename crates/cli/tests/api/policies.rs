@@ -1094,3 +1094,119 @@ async fn cli_policies(backend: Backend) {
 }
 
 both!(cli_policies);
+
+/// Secret policies: CRUD, attach to a secret, value rules checked on write.
+async fn secret_policies(backend: Backend) {
+    let s = spawn(backend).await;
+    let body = json!({
+        "name": "Database Passwords",
+        "policy_type": "password",
+        "description": "Strong passwords",
+        "fields": [{"name": "password", "generator": "random",
+                    "config": {"length": 12, "charset": "safe", "require_upper": true, "require_lower": true,
+                               "require_digit": true, "require_symbol": true}}]
+    });
+    let r = s.post("/v1/secret-policies", &body).await;
+    r.expect(201);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("sp_"));
+    assert_eq!(r.body["fields"][0]["config"]["length"], 12);
+    s.post(
+        "/v1/secret-policies",
+        &json!({"name": "x", "fields": [{"name": "a", "generator": "magic"}]}),
+    )
+    .await
+    .expect_validation("fields[0].generator");
+    s.get(&format!("/v1/secret-policies/{id}"))
+        .await
+        .expect(200);
+    s.get("/v1/secret-policies/sp_nope")
+        .await
+        .expect_error(404, "secret_policy_not_found");
+    let l = s.get("/v1/secret-policies").await;
+    assert_eq!(l.body["secret_policies"].as_array().unwrap().len(), 1);
+
+    s.write_kv("db/main", json!({"password": "weak"})).await;
+    s.post(
+        &format!("/v1/secret-policies/{id}/attach"),
+        &json!({"path": "db/main"}),
+    )
+    .await
+    .expect(200);
+    s.post(
+        "/v1/secret-policies/sp_nope/attach",
+        &json!({"path": "db/main"}),
+    )
+    .await
+    .expect_error(404, "secret_policy_not_found");
+    s.post(
+        &format!("/v1/secret-policies/{id}/attach"),
+        &json!({"path": "db/none"}),
+    )
+    .await
+    .expect_error(404, "secret_not_found");
+    assert_eq!(
+        s.get("/v1/secrets/db/main/metadata").await.body["secret_policy_id"],
+        json!(id)
+    );
+    for (bad, why) in [
+        ("Short1!", "at least 12"),
+        ("alllowercase1!x", "uppercase"),
+        ("ALLUPPERCASE1!X", "lowercase"),
+        ("NoDigitsHere!!", "digit"),
+        ("NoSymbols12345", "symbol"),
+        ("Has Space1!abc", "charset"),
+    ] {
+        let r = s
+            .put("/v1/secrets/db/main", &json!({"data": {"password": bad}}))
+            .await;
+        r.expect_validation("data.password");
+        assert!(r.text.contains(why), "{bad}: {}", r.text);
+        assert!(!r.text.contains(bad), "the value must not be echoed");
+    }
+    s.put("/v1/secrets/db/main", &json!({"data": {"user": "x"}}))
+        .await
+        .expect_validation("data.password");
+    s.put(
+        "/v1/secrets/db/main",
+        &json!({"data": {"password": "Str0ng-Passw0rd!"}}),
+    )
+    .await
+    .expect(200);
+    // Replacing the policy changes the rules; detaching lifts them.
+    let mut relaxed = body.clone();
+    relaxed["fields"][0]["config"] = json!({"length": 4});
+    s.put(&format!("/v1/secret-policies/{id}"), &relaxed)
+        .await
+        .expect(200);
+    s.put(
+        "/v1/secrets/db/main",
+        &json!({"data": {"password": "abcd"}}),
+    )
+    .await
+    .expect(200);
+    s.post("/v1/secret-policies/detach", &json!({"path": "db/main"}))
+        .await
+        .expect(200);
+    s.put("/v1/secrets/db/main", &json!({"data": {"password": "a"}}))
+        .await
+        .expect(200);
+    s.post(
+        &format!("/v1/secret-policies/{id}/attach"),
+        &json!({"path": "db/main"}),
+    )
+    .await
+    .expect(200);
+    s.delete(&format!("/v1/secret-policies/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(
+        s.get("/v1/secrets/db/main/metadata").await.body["secret_policy_id"],
+        Value::Null
+    );
+    s.put("/v1/secrets/db/main", &json!({"data": {"password": "b"}}))
+        .await
+        .expect(200);
+}
+
+both!(secret_policies);

@@ -8,6 +8,7 @@ pub mod cursor;
 pub mod error;
 pub mod extract;
 pub mod policies;
+pub mod secret_policies;
 pub mod secrets;
 pub mod system;
 pub mod tokens;
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tokens::router())
         .merge(secrets::router())
         .merge(policies::router())
+        .merge(secret_policies::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
