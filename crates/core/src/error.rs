@@ -34,6 +34,15 @@ pub enum ErrorCode {
     TenantNotFound,
     PartnerNotFound,
     AlreadyExists,
+    MfaRequired,
+    IpNotAllowed,
+    TimeWindowViolation,
+    InvalidPolicy,
+    InvalidGlob,
+    PolicyNotFound,
+    BindingNotFound,
+    PolicyInUse,
+    SecretPolicyNotFound,
 }
 
 impl ErrorCode {
@@ -67,6 +76,15 @@ impl ErrorCode {
             ErrorCode::TenantNotFound => "tenant_not_found",
             ErrorCode::PartnerNotFound => "partner_not_found",
             ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::MfaRequired => "mfa_required",
+            ErrorCode::IpNotAllowed => "ip_not_allowed",
+            ErrorCode::TimeWindowViolation => "time_window_violation",
+            ErrorCode::InvalidPolicy => "invalid_policy",
+            ErrorCode::InvalidGlob => "invalid_glob",
+            ErrorCode::PolicyNotFound => "policy_not_found",
+            ErrorCode::BindingNotFound => "binding_not_found",
+            ErrorCode::PolicyInUse => "policy_in_use",
+            ErrorCode::SecretPolicyNotFound => "secret_policy_not_found",
         }
     }
 
@@ -99,6 +117,14 @@ impl ErrorCode {
             ErrorCode::RateLimited => 429,
             ErrorCode::InternalError => 500,
             ErrorCode::ServiceUnavailable => 503,
+            ErrorCode::MfaRequired | ErrorCode::IpNotAllowed | ErrorCode::TimeWindowViolation => {
+                403
+            }
+            ErrorCode::InvalidPolicy | ErrorCode::InvalidGlob => 400,
+            ErrorCode::PolicyNotFound
+            | ErrorCode::BindingNotFound
+            | ErrorCode::SecretPolicyNotFound => 404,
+            ErrorCode::PolicyInUse => 409,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod duration;
 pub mod error;
 pub mod id;
 pub mod path;
+pub mod policy;
 pub mod scope;
 pub mod secret;
 pub mod time_fmt;

@@ -59,7 +59,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let committer = Committer::start(store.clone());
     let state = AppState(Arc::new(Inner {
         auth: Authenticator::new(store.clone()),
-        authz: Authorizer,
+        authz: Authorizer::new(store.clone()),
         rate: crate::ratelimit::RateLimiter::new(settings.rate_limits.clone()),
         tenants: crate::tenancy::Tenants::new(store.clone()),
         committer,
@@ -69,6 +69,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         started: Instant::now(),
     }));
     crate::audit_jobs::start(&state);
+    state.authz.reload().await?;
+    tokio::spawn(crate::authz::refresh_loop(state.clone()));
     let app = api::router(state);
 
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -149,6 +149,19 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
         max_rows: i64,
         now: i64,
     ) -> Result<u64>;
+    /// A page of the policies owned by `q.owners` (a tenant and its partner), ordered by id.
+    async fn list_policies(&self, q: &PolicyQuery<'_>) -> Result<Vec<PolicyRow>>;
+    /// One policy owned by one of `owners`.
+    async fn get_policy(&self, owners: &[String], id: &str) -> Result<Option<PolicyRow>>;
+    /// A policy's bindings, oldest first.
+    async fn list_bindings(&self, tenant_id: &str, policy_id: &str) -> Result<Vec<BindingRow>>;
+    /// Every policy and binding of every owner, for compiling the decision index.
+    async fn all_policies(&self) -> Result<(Vec<PolicyRow>, Vec<BindingRow>)>;
+    /// Bumped by every policy or binding change (in the same transaction).
+    async fn policy_version(&self) -> Result<i64>;
+    async fn list_secret_policies(&self, tenant_id: &str) -> Result<Vec<SecretPolicyRow>>;
+    async fn get_secret_policy(&self, tenant_id: &str, id: &str)
+        -> Result<Option<SecretPolicyRow>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

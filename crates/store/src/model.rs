@@ -200,3 +200,61 @@ pub struct ExportRecord {
     pub record: AuditRecord,
     pub prev_hash: Option<Vec<u8>>,
 }
+
+/// An access policy. `tenant_id` is its owner: a tenant, or a partner for scope `partner`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyRow {
+    pub tenant_id: String,
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// `tenant` or `partner`.
+    pub scope: String,
+    /// JSON array of rules, as validated by `scaivault_core::policy::parse_rules`.
+    pub rules: String,
+    pub is_active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub created_by: String,
+    pub updated_by: String,
+    /// Read-only: bindings of the policy (filled by reads, ignored by writes).
+    pub binding_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BindingRow {
+    pub tenant_id: String,
+    pub id: String,
+    pub policy_id: String,
+    /// `user`, `service_account` or `group`.
+    pub identity_type: String,
+    pub identity_id: String,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+    pub created_by: String,
+}
+
+/// A page of one owner set's policies, ordered by id.
+pub struct PolicyQuery<'a> {
+    pub owners: &'a [String],
+    pub include_inactive: bool,
+    /// Exclusive lower bound on id (the cursor).
+    pub after: Option<&'a str>,
+    pub limit: i64,
+}
+
+/// A secret (value) policy: recipe fields used to generate and validate values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretPolicyRow {
+    pub tenant_id: String,
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub policy_type: String,
+    /// JSON array of fields.
+    pub fields: String,
+    pub is_active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub created_by: String,
+}

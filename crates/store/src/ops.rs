@@ -54,6 +54,48 @@ pub enum WriteOp {
         op: crate::identity::IdentityOp,
         audit: Vec<AuditEntry>,
     },
+    /// Inserts a policy, or with `replace` overwrites an existing one's mutable fields (bindings kept).
+    PutPolicy {
+        row: crate::model::PolicyRow,
+        replace: bool,
+        audit: Vec<AuditEntry>,
+    },
+    /// Deletes a policy; with `force` its bindings too, else fails with [`OpError::InUse`] if bound.
+    DeletePolicy {
+        tenant_id: String,
+        id: String,
+        force: bool,
+        audit: Vec<AuditEntry>,
+    },
+    /// Inserts a binding of an existing policy of the same owner.
+    InsertBinding {
+        row: crate::model::BindingRow,
+        audit: Vec<AuditEntry>,
+    },
+    DeleteBinding {
+        tenant_id: String,
+        policy_id: String,
+        id: String,
+        audit: Vec<AuditEntry>,
+    },
+    /// Inserts, or with `replace` overwrites, a secret policy.
+    PutSecretPolicy {
+        row: crate::model::SecretPolicyRow,
+        replace: bool,
+        audit: Vec<AuditEntry>,
+    },
+    DeleteSecretPolicy {
+        tenant_id: String,
+        id: String,
+        audit: Vec<AuditEntry>,
+    },
+    /// Links a secret to a secret policy (or unlinks it with `None`).
+    SetSecretPolicy {
+        tenant_id: String,
+        path: String,
+        secret_policy_id: Option<String>,
+        audit: Vec<AuditEntry>,
+    },
 }
 
 #[derive(Debug)]
@@ -102,6 +144,13 @@ impl WriteOp {
             | WriteOp::InsertToken { audit, .. }
             | WriteOp::RevokeToken { audit, .. }
             | WriteOp::Identity { audit, .. } => audit,
+            WriteOp::PutPolicy { audit, .. }
+            | WriteOp::DeletePolicy { audit, .. }
+            | WriteOp::InsertBinding { audit, .. }
+            | WriteOp::DeleteBinding { audit, .. }
+            | WriteOp::PutSecretPolicy { audit, .. }
+            | WriteOp::DeleteSecretPolicy { audit, .. }
+            | WriteOp::SetSecretPolicy { audit, .. } => audit,
         }
     }
 }
@@ -138,4 +187,10 @@ pub enum OpError {
     AlreadyExists,
     #[error("identity not found")]
     IdentityNotFound,
+    /// A non-secret resource is missing; carries its API error code (e.g. `policy_not_found`).
+    #[error("{0}")]
+    Missing(&'static str),
+    /// The policy still has bindings.
+    #[error("policy in use")]
+    InUse,
 }

@@ -19,6 +19,12 @@ const SECRET_COLS: &str = "tenant_id, path, secret_type, current_version, max_ve
 const N_SECRET_COLS: usize = 18;
 /// Most rows a per-value breakdown of audit stats returns (exact totals are counted separately).
 const AUDIT_GROUP_LIMIT: usize = 100_000;
+const POLICY_COLS: &str = "tenant_id, id, name, description, scope, rules, is_active, created_at, updated_at, \
+    created_by, updated_by, (SELECT COUNT(*) FROM policy_bindings b WHERE b.tenant_id = p.tenant_id AND b.policy_id = p.id)";
+const BINDING_COLS: &str =
+    "tenant_id, id, policy_id, identity_type, identity_id, expires_at, created_at, created_by";
+const SECRET_POLICY_COLS: &str =
+    "tenant_id, id, name, description, policy_type, fields, is_active, created_at, updated_at, created_by";
 const VERSION_COLS: &str =
     "version, wrapped_dek, ciphertext, created_at, created_by, deleted_at, deleted_by, restored_at, restored_by";
 const EXPORT_COLS: &str = "tenant_id, id, status, format, filters, destination, created_by, created_at, started_at, \
@@ -39,6 +45,8 @@ impl OpError {
             OpError::Store(_) => ("internal_error", 500),
             OpError::AlreadyExists => ("already_exists", 409),
             OpError::IdentityNotFound => ("identity_not_found", 404),
+            OpError::Missing(code) => (code, 404),
+            OpError::InUse => ("policy_in_use", 409),
         }
     }
 }
@@ -479,6 +487,177 @@ macro_rules! impl_store {
                     .await
             }
 
+            fn policy_from_row(r: &$row) -> std::result::Result<PolicyRow, sqlx::Error> {
+                Ok(PolicyRow {
+                    tenant_id: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    name: r.try_get(2)?,
+                    description: r.try_get(3)?,
+                    scope: r.try_get(4)?,
+                    rules: r.try_get(5)?,
+                    is_active: r.try_get(6)?,
+                    created_at: r.try_get(7)?,
+                    updated_at: r.try_get(8)?,
+                    created_by: r.try_get(9)?,
+                    updated_by: r.try_get(10)?,
+                    binding_count: r.try_get(11)?,
+                })
+            }
+
+            fn binding_from_row(r: &$row) -> std::result::Result<BindingRow, sqlx::Error> {
+                Ok(BindingRow {
+                    tenant_id: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    policy_id: r.try_get(2)?,
+                    identity_type: r.try_get(3)?,
+                    identity_id: r.try_get(4)?,
+                    expires_at: r.try_get(5)?,
+                    created_at: r.try_get(6)?,
+                    created_by: r.try_get(7)?,
+                })
+            }
+
+            fn secret_policy_from_row(r: &$row) -> std::result::Result<SecretPolicyRow, sqlx::Error> {
+                Ok(SecretPolicyRow {
+                    tenant_id: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    name: r.try_get(2)?,
+                    description: r.try_get(3)?,
+                    policy_type: r.try_get(4)?,
+                    fields: r.try_get(5)?,
+                    is_active: r.try_get(6)?,
+                    created_at: r.try_get(7)?,
+                    updated_at: r.try_get(8)?,
+                    created_by: r.try_get(9)?,
+                })
+            }
+
+            async fn bump_policy_version(
+                c: &mut <$db as sqlx::Database>::Connection,
+            ) -> std::result::Result<(), sqlx::Error> {
+                sqlx::query("UPDATE policy_version SET version = version + 1 WHERE id = 1").execute(&mut *c).await?;
+                Ok(())
+            }
+
+            async fn apply_policy_op(
+                c: &mut <$db as sqlx::Database>::Connection,
+                op: &WriteOp,
+            ) -> std::result::Result<std::result::Result<OpOutcome, OpError>, sqlx::Error> {
+                match op {
+                    WriteOp::PutPolicy { row, replace: false, .. } => {
+                        sqlx::query(
+                            "INSERT INTO policies (tenant_id, id, name, description, scope, rules, is_active, created_at, \
+                             updated_at, created_by, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                        )
+                        .bind(&row.tenant_id).bind(&row.id).bind(&row.name).bind(&row.description).bind(&row.scope)
+                        .bind(&row.rules).bind(row.is_active).bind(row.created_at).bind(row.updated_at)
+                        .bind(&row.created_by).bind(&row.updated_by)
+                        .execute(&mut *c).await?;
+                    }
+                    WriteOp::PutPolicy { row, replace: true, .. } => {
+                        let n = sqlx::query(
+                            "UPDATE policies SET name = $3, description = $4, rules = $5, is_active = $6, updated_at = $7, \
+                             updated_by = $8 WHERE tenant_id = $1 AND id = $2",
+                        )
+                        .bind(&row.tenant_id).bind(&row.id).bind(&row.name).bind(&row.description).bind(&row.rules)
+                        .bind(row.is_active).bind(row.updated_at).bind(&row.updated_by)
+                        .execute(&mut *c).await?.rows_affected();
+                        if n == 0 {
+                            return Ok(Err(OpError::Missing("policy_not_found")));
+                        }
+                    }
+                    WriteOp::DeletePolicy { tenant_id, id, force, .. } => {
+                        let bound: i64 = sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM policy_bindings WHERE tenant_id = $1 AND policy_id = $2",
+                        )
+                        .bind(tenant_id).bind(id).fetch_one(&mut *c).await?;
+                        if bound > 0 && !force {
+                            let exists: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM policies WHERE tenant_id = $1 AND id = $2")
+                                .bind(tenant_id).bind(id).fetch_optional(&mut *c).await?;
+                            return Ok(Err(if exists.is_some() { OpError::InUse } else { OpError::Missing("policy_not_found") }));
+                        }
+                        let n = sqlx::query("DELETE FROM policies WHERE tenant_id = $1 AND id = $2")
+                            .bind(tenant_id).bind(id).execute(&mut *c).await?.rows_affected();
+                        if n == 0 {
+                            return Ok(Err(OpError::Missing("policy_not_found")));
+                        }
+                        sqlx::query("DELETE FROM policy_bindings WHERE tenant_id = $1 AND policy_id = $2")
+                            .bind(tenant_id).bind(id).execute(&mut *c).await?;
+                    }
+                    WriteOp::InsertBinding { row, .. } => {
+                        let exists: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM policies WHERE tenant_id = $1 AND id = $2")
+                            .bind(&row.tenant_id).bind(&row.policy_id).fetch_optional(&mut *c).await?;
+                        if exists.is_none() {
+                            return Ok(Err(OpError::Missing("policy_not_found")));
+                        }
+                        sqlx::query(
+                            "INSERT INTO policy_bindings (tenant_id, id, policy_id, identity_type, identity_id, expires_at, \
+                             created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        )
+                        .bind(&row.tenant_id).bind(&row.id).bind(&row.policy_id).bind(&row.identity_type)
+                        .bind(&row.identity_id).bind(row.expires_at).bind(row.created_at).bind(&row.created_by)
+                        .execute(&mut *c).await?;
+                    }
+                    WriteOp::DeleteBinding { tenant_id, policy_id, id, .. } => {
+                        let n = sqlx::query("DELETE FROM policy_bindings WHERE tenant_id = $1 AND policy_id = $2 AND id = $3")
+                            .bind(tenant_id).bind(policy_id).bind(id).execute(&mut *c).await?.rows_affected();
+                        if n == 0 {
+                            return Ok(Err(OpError::Missing("binding_not_found")));
+                        }
+                    }
+                    WriteOp::PutSecretPolicy { row, replace: false, .. } => {
+                        sqlx::query(
+                            "INSERT INTO secret_policies (tenant_id, id, name, description, policy_type, fields, is_active, \
+                             created_at, updated_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        )
+                        .bind(&row.tenant_id).bind(&row.id).bind(&row.name).bind(&row.description).bind(&row.policy_type)
+                        .bind(&row.fields).bind(row.is_active).bind(row.created_at).bind(row.updated_at).bind(&row.created_by)
+                        .execute(&mut *c).await?;
+                        return Ok(Ok(OpOutcome::Done));
+                    }
+                    WriteOp::PutSecretPolicy { row, replace: true, .. } => {
+                        let n = sqlx::query(
+                            "UPDATE secret_policies SET name = $3, description = $4, policy_type = $5, fields = $6, \
+                             is_active = $7, updated_at = $8 WHERE tenant_id = $1 AND id = $2",
+                        )
+                        .bind(&row.tenant_id).bind(&row.id).bind(&row.name).bind(&row.description).bind(&row.policy_type)
+                        .bind(&row.fields).bind(row.is_active).bind(row.updated_at)
+                        .execute(&mut *c).await?.rows_affected();
+                        return Ok(if n == 0 { Err(OpError::Missing("secret_policy_not_found")) } else { Ok(OpOutcome::Done) });
+                    }
+                    WriteOp::DeleteSecretPolicy { tenant_id, id, .. } => {
+                        let n = sqlx::query("DELETE FROM secret_policies WHERE tenant_id = $1 AND id = $2")
+                            .bind(tenant_id).bind(id).execute(&mut *c).await?.rows_affected();
+                        if n == 0 {
+                            return Ok(Err(OpError::Missing("secret_policy_not_found")));
+                        }
+                        sqlx::query("UPDATE secrets SET secret_policy_id = NULL WHERE tenant_id = $1 AND secret_policy_id = $2")
+                            .bind(tenant_id).bind(id).execute(&mut *c).await?;
+                        return Ok(Ok(OpOutcome::Done));
+                    }
+                    WriteOp::SetSecretPolicy { tenant_id, path, secret_policy_id, .. } => {
+                        if let Some(sp) = secret_policy_id {
+                            let exists: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM secret_policies WHERE tenant_id = $1 AND id = $2")
+                                .bind(tenant_id).bind(sp).fetch_optional(&mut *c).await?;
+                            if exists.is_none() {
+                                return Ok(Err(OpError::Missing("secret_policy_not_found")));
+                            }
+                        }
+                        let n = sqlx::query(
+                            "UPDATE secrets SET secret_policy_id = $3 WHERE tenant_id = $1 AND path = $2 AND deleted_at IS NULL",
+                        )
+                        .bind(tenant_id).bind(path).bind(secret_policy_id).execute(&mut *c).await?.rows_affected();
+                        if n == 0 {
+                            return Ok(Err(OpError::NotFound));
+                        }
+                        return Ok(Ok(OpOutcome::Done));
+                    }
+                    _ => return Ok(Err(OpError::Store("not a policy operation".into()))),
+                }
+                Self::bump_policy_version(c).await?;
+                Ok(Ok(OpOutcome::Done))
+            }
+
             async fn apply_one(
                 c: &mut <$db as sqlx::Database>::Connection,
                 op: &WriteOp,
@@ -540,6 +719,13 @@ macro_rules! impl_store {
                         Ok(Ok(OpOutcome::Deleted { version_count }))
                     }
                     WriteOp::Identity { op, .. } => Self::apply_identity(c, op).await,
+                    WriteOp::PutPolicy { .. }
+                    | WriteOp::DeletePolicy { .. }
+                    | WriteOp::InsertBinding { .. }
+                    | WriteOp::DeleteBinding { .. }
+                    | WriteOp::PutSecretPolicy { .. }
+                    | WriteOp::DeleteSecretPolicy { .. }
+                    | WriteOp::SetSecretPolicy { .. } => Self::apply_policy_op(c, op).await,
                     WriteOp::InsertToken { row, .. } => {
                         Self::insert_token_row(c, row).await?;
                         Ok(Ok(OpOutcome::Done))
@@ -1151,6 +1337,63 @@ macro_rules! impl_store {
                     .bind(tenant_id)
                     .fetch_optional(&self.read)
                     .await?)
+            }
+
+            async fn list_policies(&self, q: &PolicyQuery<'_>) -> Result<Vec<PolicyRow>> {
+                let first = q.owners.first().map(String::as_str).unwrap_or("");
+                let second = q.owners.get(1).map(String::as_str).unwrap_or(first);
+                let sql = format!(
+                    "SELECT {POLICY_COLS} FROM policies p WHERE tenant_id IN ($1, $2) AND id > $3 {} ORDER BY id LIMIT $4",
+                    if q.include_inactive { "" } else { "AND is_active" }
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(first).bind(second).bind(q.after.unwrap_or("")).bind(q.limit)
+                    .fetch_all(&self.read).await?;
+                rows.iter().map(|r| Self::policy_from_row(r).map_err(Into::into)).collect()
+            }
+
+            async fn get_policy(&self, owners: &[String], id: &str) -> Result<Option<PolicyRow>> {
+                let first = owners.first().map(String::as_str).unwrap_or("");
+                let second = owners.get(1).map(String::as_str).unwrap_or(first);
+                let sql = format!("SELECT {POLICY_COLS} FROM policies p WHERE tenant_id IN ($1, $2) AND id = $3");
+                let r = sqlx::query(&sql).bind(first).bind(second).bind(id).fetch_optional(&self.read).await?;
+                Ok(r.map(|r| Self::policy_from_row(&r)).transpose()?)
+            }
+
+            async fn list_bindings(&self, tenant_id: &str, policy_id: &str) -> Result<Vec<BindingRow>> {
+                let sql = format!("SELECT {BINDING_COLS} FROM policy_bindings WHERE tenant_id = $1 AND policy_id = $2 ORDER BY created_at, id");
+                let rows = sqlx::query(&sql).bind(tenant_id).bind(policy_id).fetch_all(&self.read).await?;
+                rows.iter().map(|r| Self::binding_from_row(r).map_err(Into::into)).collect()
+            }
+
+            async fn all_policies(&self) -> Result<(Vec<PolicyRow>, Vec<BindingRow>)> {
+                // One snapshot for both, so a binding never refers to a policy version the index lacks.
+                let mut tx = self.read.begin().await?;
+                let sql = format!("SELECT {POLICY_COLS} FROM policies p WHERE is_active");
+                let prows = sqlx::query(&sql).fetch_all(&mut *tx).await?;
+                let sql = format!("SELECT {BINDING_COLS} FROM policy_bindings");
+                let brows = sqlx::query(&sql).fetch_all(&mut *tx).await?;
+                tx.commit().await?;
+                let p = prows.iter().map(Self::policy_from_row).collect::<std::result::Result<Vec<_>, _>>()?;
+                let b = brows.iter().map(Self::binding_from_row).collect::<std::result::Result<Vec<_>, _>>()?;
+                Ok((p, b))
+            }
+
+            async fn policy_version(&self) -> Result<i64> {
+                Ok(sqlx::query_scalar("SELECT version FROM policy_version WHERE id = 1")
+                    .fetch_optional(&self.read).await?.unwrap_or(0))
+            }
+
+            async fn list_secret_policies(&self, tenant_id: &str) -> Result<Vec<SecretPolicyRow>> {
+                let sql = format!("SELECT {SECRET_POLICY_COLS} FROM secret_policies WHERE tenant_id = $1 ORDER BY id LIMIT 1000");
+                let rows = sqlx::query(&sql).bind(tenant_id).fetch_all(&self.read).await?;
+                rows.iter().map(|r| Self::secret_policy_from_row(r).map_err(Into::into)).collect()
+            }
+
+            async fn get_secret_policy(&self, tenant_id: &str, id: &str) -> Result<Option<SecretPolicyRow>> {
+                let sql = format!("SELECT {SECRET_POLICY_COLS} FROM secret_policies WHERE tenant_id = $1 AND id = $2");
+                let r = sqlx::query(&sql).bind(tenant_id).bind(id).fetch_optional(&self.read).await?;
+                Ok(r.map(|r| Self::secret_policy_from_row(&r)).transpose()?)
             }
 
             async fn apply(&self, ops: Vec<WriteOp>) -> Result<Vec<std::result::Result<OpOutcome, OpError>>> {

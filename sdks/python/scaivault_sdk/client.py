@@ -18,6 +18,7 @@ from .resources import (
     AuthResource,
     DynamicResource,
     IdentityResource,
+    PoliciesResource,
     SecretsResource,
 )
 
@@ -47,6 +48,7 @@ class _ClientBase:
     audit: AuditResource
     identity: IdentityResource
     dynamic: DynamicResource
+    policies: PoliciesResource
 
     def __init__(
         self,
@@ -88,6 +90,7 @@ class _ClientBase:
         self.audit = AuditResource(runner)
         self.identity = IdentityResource(runner)
         self.dynamic = DynamicResource(runner)
+        self.policies = PoliciesResource(runner)
 
     @property
     def base_url(self) -> str:

@@ -784,3 +784,89 @@ __all__ += [
     "AuditExport",
     "AuditExportPage",
 ]
+# -- policies ----------------------------------------------------------------------------------
+
+
+@dataclass
+class PolicyBinding(Model):
+    """A binding of a policy to a user (``user:…``), service account (``sa:…``) or group."""
+
+    id: str = ""
+    policy_id: str = ""
+    identity_type: str = ""
+    identity_id: str = ""
+    expires_at: datetime | None = _ts()
+    expired: bool = False
+    created_at: datetime | None = _ts()
+    created_by: str | None = None
+
+
+@dataclass
+class Policy(Model):
+    """An access policy. ``rules`` are dicts (``path_pattern``, ``permissions``, ``conditions``).
+
+    List items carry ``rule_count`` instead of ``rules``; ``bindings`` is set on ``get``,
+    ``create`` and ``update``; ``matching_rules`` on ``list_for_path``.
+    """
+
+    id: str = ""
+    name: str = ""
+    description: str | None = None
+    scope: str = "tenant"
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    rule_count: int | None = None
+    is_active: bool = True
+    binding_count: int = 0
+    bindings: list[PolicyBinding] = field(
+        default_factory=list, metadata=_meta(_list_of(PolicyBinding))
+    )
+    matching_rules: list[int] = field(default_factory=list)
+    created_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+    created_by: str | None = None
+    updated_by: str | None = None
+
+
+@dataclass
+class PolicyPage(Model):
+    """One page of ``policies.list``; iterate it for its policies."""
+
+    policies: list[Policy] = field(default_factory=list, metadata=_meta(_list_of(Policy)))
+    cursor: str | None = None
+    has_more: bool = False
+
+    def __iter__(self) -> Iterator[Policy]:
+        return iter(self.policies)
+
+    def __len__(self) -> int:
+        return len(self.policies)
+
+
+@dataclass
+class PolicyTestResult(Model):
+    """``policies.test``: whether the identity would be allowed, and which rule decided or why not.
+
+    ``code`` is set on a denial: ``access_denied``, ``ip_not_allowed``, ``mfa_required`` or
+    ``time_window_violation``.
+    """
+
+    allowed: bool = False
+    identity_id: str = ""
+    path: str = ""
+    permission: str = ""
+    reason: str | None = None
+    code: str | None = None
+    policy_id: str | None = None
+    policy_name: str | None = None
+    rule_index: int | None = None
+    path_pattern: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+@dataclass
+class PolicyDeletion(Model):
+    id: str = ""
+    deleted: bool = True
+    bindings_removed: int = 0

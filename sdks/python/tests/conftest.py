@@ -37,7 +37,6 @@ LISTENING = re.compile(r"listening on (https?://[A-Za-z0-9.\-\[\]:]+)")
 AREA_ISSUES = {
     "dynamic": "dynamic secrets (not filed yet)",
     "rotation": "rotation (not filed yet)",
-    "policies": "#5 policies",
     "audit": "#6 audit query API",
     "pki": "pki (not filed yet)",
     "auth_token": "#4 service accounts / POST /v1/auth/token",

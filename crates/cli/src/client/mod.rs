@@ -10,6 +10,7 @@ mod config;
 mod config_cmd;
 pub mod http;
 mod output;
+mod policies;
 mod secrets;
 
 use std::fmt;
@@ -62,6 +63,9 @@ pub enum ClientCommand {
     /// Query the audit trail and verify its hash chain (live, or offline from a JSONL file)
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage access policies and bindings, and test decisions
+    #[command(subcommand)]
+    Policies(policies::PoliciesCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -151,6 +155,7 @@ async fn dispatch(cmd: ClientCommand, global: &GlobalOpts) -> Result<(), ApiErro
         ClientCommand::Auth(c) => auth::run(c, global).await,
         ClientCommand::Secrets(c) => secrets::run(c, global).await,
         ClientCommand::Audit(c) => audit::run(c, global).await,
+        ClientCommand::Policies(c) => policies::run(c, global).await,
     }
 }
 

@@ -658,7 +658,7 @@ async fn export_is_tenant_scoped_without_secret_values(backend: Backend) {
     .await;
     db.exec(
         "INSERT INTO identities (tenant_id, id, identity_type, roles, groups_json, scopes, created_at) \
-         VALUES ($1, 'user:bob@b.example', 'user', '[]', '[]', '[\"audit:read\",\"audit:export\",\"secrets:read\"]', $2)",
+         VALUES ($1, 'user:bob@b.example', 'user', '[\"tenant_admin\"]', '[]', '[\"audit:read\",\"audit:export\",\"secrets:read\"]', $2)",
         &[Arg::S(tenant_b.clone()), Arg::I(now)],
     )
     .await;

@@ -37,6 +37,7 @@ mod errors;
 mod harness;
 mod health;
 mod identity;
+mod policies;
 mod secrets;
 mod serving;
 mod tenancy;

@@ -102,6 +102,21 @@ async fn world(s: &TestServer) -> World {
         .await
         .expect(201);
     }
+    // carol has no admin role: a policy lets her work with the secrets of her tenant.
+    let r = s
+        .post(
+            "/v1/t/tnt_acme_dev/policies",
+            &json!({"name": "dev-all", "rules": [{"path_pattern": "**", "permissions": ["read", "write", "list"]}]}),
+        )
+        .await;
+    r.expect(201);
+    let pol = r.body["id"].as_str().unwrap().to_owned();
+    s.post(
+        &format!("/v1/t/tnt_acme_dev/policies/{pol}/bindings"),
+        &json!({"identity_type": "user", "identity_id": "user:carol@acme.example"}),
+    )
+    .await
+    .expect(201);
     World {
         alice: mint(s, "tnt_acme_prod", "user:alice@acme.example", all.clone()).await,
         bob: mint(s, "tnt_acme_prod", "user:bob@acme.example", all.clone()).await,
@@ -746,7 +761,27 @@ async fn cross_tenant_matrix(backend: Backend) {
     .await;
     dave_token.expect(201);
     let b_token_id = dave_token.body["id"].as_str().unwrap().to_owned();
+    let r = as_(
+        &s,
+        &w.dave,
+        Method::POST,
+        "/v1/policies",
+        Some(&json!({"name": "canary-policy-name", "rules": [{"path_pattern": "hiddenb/**", "permissions": ["read"]}]})),
+    )
+    .await;
+    r.expect(201);
+    let b_policy = r.body["id"].as_str().unwrap().to_owned();
+    as_(
+        &s,
+        &w.dave,
+        Method::POST,
+        &format!("/v1/policies/{b_policy}/bindings"),
+        Some(&json!({"identity_type": "group", "identity_id": "group:canarygroup"})),
+    )
+    .await
+    .expect(201);
     let mut canaries: Vec<String> = [
+        "canary-policy-name",
         canary_value,
         "canaryteam",
         "canary-desc-b",
@@ -926,6 +961,42 @@ async fn cross_tenant_matrix(backend: Backend) {
             "/v1/partner/secrets?prefix=canaryb".into(),
             None,
         ),
+        (Method::GET, "/v1/policies".into(), None),
+        (
+            Method::GET,
+            "/v1/policies?path=canaryb/x&permission=read".into(),
+            None,
+        ),
+        (Method::GET, format!("/v1/policies/{b_policy}"), None),
+        (
+            Method::PUT,
+            format!("/v1/policies/{b_policy}"),
+            Some(json!({"name": "x", "rules": [{"path_pattern": "**", "permissions": ["admin"]}]})),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/policies/{b_policy}?force=true"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/v1/policies/{b_policy}/bindings"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/policies/{b_policy}/bindings"),
+            Some(json!({"identity_type": "user", "identity_id": "user:bob@acme.example"})),
+        ),
+        (
+            Method::POST,
+            "/v1/policies/test".into(),
+            Some(
+                json!({"identity_id": "user:dave@other.example", "path": "canaryb/zeta", "permission": "read"}),
+            ),
+        ),
+        (Method::GET, "/v1/secret-policies".into(), None),
+        (Method::GET, "/v1/audit/exports".into(), None),
     ];
     let mut checked = 0;
     let mut leaks = Vec::new();
@@ -1006,6 +1077,25 @@ async fn cross_tenant_matrix(backend: Backend) {
             .all(|t| t["status"] == "active"),
         "{r}"
     );
+    let r = as_(
+        &s,
+        &w.dave,
+        Method::GET,
+        &format!("/v1/policies/{b_policy}"),
+        None,
+    )
+    .await;
+    r.expect(200);
+    assert_eq!(r.body["name"], "canary-policy-name", "{r}");
+    let r = as_(
+        &s,
+        &w.dave,
+        Method::GET,
+        &format!("/v1/policies/{b_policy}/bindings"),
+        None,
+    )
+    .await;
+    assert_eq!(r.body["bindings"].as_array().map(Vec::len), Some(1), "{r}");
     let r = as_(&s, &w.dave, Method::GET, "/v1/audit/verify", None).await;
     r.expect(200);
 }

@@ -87,6 +87,11 @@ impl Ctx {
         self.draft.lock().items.push(item);
     }
 
+    /// This request writes no audit entry (documented dry runs such as `POST /v1/policies/test`).
+    pub fn skip_audit(&self) {
+        self.draft.lock().recorded = true;
+    }
+
     /// The entry for this request, to commit atomically with a write. Marks the request as recorded.
     pub fn entry_for_write(
         &self,

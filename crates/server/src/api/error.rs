@@ -64,6 +64,24 @@ impl ApiError {
                 format!("Identity '{path}' not found"),
             )
             .into(),
+            OpError::Missing(code) => {
+                let code = match code {
+                    "policy_not_found" => ErrorCode::PolicyNotFound,
+                    "binding_not_found" => ErrorCode::BindingNotFound,
+                    "secret_policy_not_found" => ErrorCode::SecretPolicyNotFound,
+                    "secret_not_found" => ErrorCode::SecretNotFound,
+                    _ => ErrorCode::NotFound,
+                };
+                Error::new(code, format!("'{path}' not found"))
+                    .with_details(json!({ "id": path }))
+                    .into()
+            }
+            OpError::InUse => Error::new(
+                ErrorCode::PolicyInUse,
+                format!("Policy '{path}' has bindings; remove them first or delete with ?force=true"),
+            )
+            .with_details(json!({ "id": path }))
+            .into(),
         }
     }
 }

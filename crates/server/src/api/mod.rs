@@ -9,6 +9,8 @@ pub mod cursor;
 pub mod error;
 pub mod extract;
 pub mod identity;
+pub mod policies;
+pub mod secret_policies;
 pub mod secrets;
 pub mod system;
 pub mod tokens;
@@ -42,6 +44,8 @@ fn routes(state: AppState) -> Router {
         .merge(tokens::router())
         .merge(identity::router())
         .merge(secrets::router())
+        .merge(policies::router())
+        .merge(secret_policies::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))

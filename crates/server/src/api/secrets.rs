@@ -365,7 +365,20 @@ async fn write(
     // Optimistic: seal for the next version, and retry if another write took that number first.
     for _attempt in 0..8 {
         let now = now_micros();
-        let current = match state.store.get_secret(&tenant, &path).await? {
+        let existing = state.store.get_secret(&tenant, &path).await?;
+        // A live secret attached to an active secret policy: the value must satisfy its rules.
+        if let Some(sp_id) = existing
+            .as_ref()
+            .filter(|s| s.deleted_at.is_none())
+            .and_then(|s| s.secret_policy_id.clone())
+        {
+            if let Some(sp) = state.store.get_secret_policy(&tenant, &sp_id).await? {
+                if sp.is_active {
+                    super::secret_policies::check_value(&sp, &req.data)?;
+                }
+            }
+        }
+        let current = match existing {
             // A soft-deleted secret past its retention is purged by the write itself.
             Some(s) if s.deleted_at.is_some() && s.recoverable_until.is_some_and(|u| u <= now) => 0,
             Some(s) if s.deleted_at.is_some() => {
