@@ -773,6 +773,10 @@ impl Decision {
 struct Entry {
     /// Bloom bits of the rule's literal segments: every one must occur in the path.
     bloom: u64,
+    /// One literal segment at a fixed position (from the start when ≥ 0, from the end when < 0;
+    /// [`NO_ANCHOR`] = none) and its hash: the path's segment there must hash the same.
+    anchor_pos: i8,
+    anchor_hash: u32,
     expires_at: Option<i64>,
     policy: u32,
     rule: u32,
@@ -788,17 +792,50 @@ struct Compiled {
     rules: Vec<Rule>,
 }
 
-fn seg_bit(seg: &str) -> u64 {
-    // FNV-1a; only used for the bloom filter.
+const NO_ANCHOR: i8 = i8::MIN;
+
+fn seg_hash(seg: &str) -> u64 {
+    // FNV-1a; only used for the pre-filters.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in seg.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    1 << (h >> 58)
+    h
+}
+
+fn seg_bit(seg: &str) -> u64 {
+    1 << (seg_hash(seg) >> 58)
 }
 
 impl Glob {
+    /// The longest literal segment whose position is fixed from the start (no `**` before it) or from
+    /// the end (no `**` after it), as (position, hash).
+    fn anchor(&self) -> (i8, u32) {
+        let n = self.segs.len();
+        let first_any = self.segs.iter().position(|s| *s == Seg::Any).unwrap_or(n);
+        let last_any = self.segs.iter().rposition(|s| *s == Seg::Any);
+        let mut best: Option<(usize, i8, u32)> = None;
+        for (i, s) in self.segs.iter().enumerate() {
+            let Seg::Lit(l) = s else { continue };
+            let pos = if i < first_any {
+                i8::try_from(i).ok()
+            } else if last_any.is_some_and(|a| i > a) {
+                i8::try_from(i)
+                    .ok()
+                    .and_then(|i| i8::try_from(n).ok().map(|n| i - n))
+            } else {
+                None
+            };
+            if let Some(pos) = pos {
+                if best.is_none_or(|(len, _, _)| l.len() > len) {
+                    best = Some((l.len(), pos, (seg_hash(l) >> 32) as u32));
+                }
+            }
+        }
+        best.map_or((NO_ANCHOR, 0), |(_, p, h)| (p, h))
+    }
+
     fn bloom(&self) -> u64 {
         self.segs.iter().fold(0, |acc, s| match s {
             Seg::Lit(l) => acc | seg_bit(l),
@@ -850,8 +887,11 @@ impl Index {
                 .entry(b.subject)
                 .or_default();
             for (ri, (r, bloom)) in p.rules.iter().zip(bl).enumerate() {
+                let (anchor_pos, anchor_hash) = r.glob.anchor();
                 list.push(Entry {
                     bloom: *bloom,
+                    anchor_pos,
+                    anchor_hash,
                     expires_at: b.expires_at,
                     policy: pi,
                     rule: u32::try_from(ri).unwrap_or(u32::MAX),
@@ -870,15 +910,29 @@ impl Index {
     /// path, grants the permission and has its conditions met.
     pub fn decide(&self, s: &Subject<'_>, perm: Perm, path: &str, env: &Env) -> Decision {
         let mut parts: [&str; 16] = [""; 16];
+        let mut hashes: [u32; 16] = [0; 16];
         let mut n = 0;
         let mut path_bloom = 0u64;
         for seg in path.split('/') {
-            if let Some(slot) = parts.get_mut(n) {
+            let h = seg_hash(seg);
+            if let (Some(slot), Some(hs)) = (parts.get_mut(n), hashes.get_mut(n)) {
                 *slot = seg;
+                *hs = (h >> 32) as u32;
             }
             n += 1;
-            path_bloom |= seg_bit(seg);
+            path_bloom |= 1 << (h >> 58);
         }
+        let anchored = |pos: i8, hash: u32| -> bool {
+            if pos == NO_ANCHOR || n > 16 {
+                return true;
+            }
+            let i = if pos >= 0 {
+                usize::try_from(pos).ok()
+            } else {
+                n.checked_sub(usize::from(pos.unsigned_abs()))
+            };
+            i.and_then(|i| if i < n { hashes.get(i) } else { None }) == Some(&hash)
+        };
         let long: Vec<&str>;
         let parts: &[&str] = if n <= 16 {
             parts.get(..n).unwrap_or(&[])
@@ -903,7 +957,10 @@ impl Index {
                         continue;
                     }
                     any_binding = true;
-                    if !grants(e.perms, perm) || e.bloom & !path_bloom != 0 {
+                    if !grants(e.perms, perm)
+                        || e.bloom & !path_bloom != 0
+                        || !anchored(e.anchor_pos, e.anchor_hash)
+                    {
                         continue;
                     }
                     let Some(p) = self.policies.get(e.policy as usize) else {
@@ -1415,6 +1472,70 @@ mod tests {
         );
         let err = d.error(Perm::Read, "x").unwrap();
         assert_eq!(err.details.unwrap()["permission"], "read");
+    }
+
+    #[test]
+    fn index_filters_never_change_a_decision() {
+        // Every (pattern, path) pair: the indexed decision must equal the plain glob match.
+        let patterns = [
+            "a",
+            "a/b",
+            "a/*",
+            "a/**",
+            "**",
+            "*",
+            "**/b",
+            "**/b/*",
+            "a/**/c",
+            "*/b/**",
+            "a/?/c",
+            "a/b*c/d",
+            "a/**/c/*/e",
+            "x/**/y/**/z",
+            "**/c",
+            "a/*/*",
+            "*/*/c",
+        ];
+        let paths = [
+            "a",
+            "b",
+            "a/b",
+            "a/c",
+            "a/b/c",
+            "a/x/c",
+            "a/b/c/d/e",
+            "x/y/z",
+            "x/a/y/b/z",
+            "b/c",
+            "a/bxc/d",
+            "q/b/c",
+            "a/b/c/x/e",
+            "c",
+            "a/b/b",
+        ];
+        for (i, pat) in patterns.iter().enumerate() {
+            let idx = Index::build(
+                vec![policy(
+                    "pol",
+                    "t",
+                    json!([{"path_pattern": pat, "permissions": ["read"]}]),
+                )],
+                vec![bind("pol", "t", "user:u", None)],
+            );
+            let s = Subject {
+                identity_id: "user:u",
+                groups: &[],
+                tenant: "t",
+                partner: "p",
+            };
+            for path in paths {
+                let want = g(pat).matches(path);
+                let got = idx
+                    .decide(&s, Perm::Read, path, &env("", None, T0))
+                    .is_allowed();
+                assert_eq!(got, want, "pattern #{i} {pat} on {path}");
+            }
+        }
     }
 
     #[test]

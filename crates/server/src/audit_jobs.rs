@@ -31,6 +31,8 @@ const PARTS_IN_FLIGHT: usize = 2;
 const HEARTBEAT: Duration = Duration::from_secs(2);
 /// ...and one whose heartbeat is older than this is failed by the sweeper.
 const STALE_MICROS: i64 = 10_000_000;
+/// How often a running job records its progress (`records_exported`).
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// Most entries the pruner deletes per transaction.
 const PRUNE_BATCH: i64 = 5000;
@@ -304,7 +306,21 @@ pub fn spawn_export(
         let mut row = row;
         let export_id = row.id.clone();
         let started = Instant::now();
-        match run_export(&state, &mut row, &query, target).await {
+        // The heartbeat beats on its own, so a slow upload is not mistaken for a dead server.
+        let beat = {
+            let (store, tenant, id) = (state.store.clone(), row.tenant_id.clone(), row.id.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(HEARTBEAT).await;
+                    if let Err(e) = store.touch_export(&tenant, &id, now_micros()).await {
+                        tracing::warn!(export_id = %id, error = %e, "audit export heartbeat failed");
+                    }
+                }
+            })
+        };
+        let outcome = run_export(&state, &mut row, &query, target).await;
+        beat.abort();
+        match outcome {
             Ok(()) => {
                 tracing::info!(
                     export_id = %export_id,
@@ -470,7 +486,7 @@ async fn run_export(
         w.flush().map_err(|e| e.to_string())?;
     }
     let mut after = 0i64;
-    let mut last_beat = Instant::now();
+    let mut last_progress = Instant::now();
     let result: Result<(), String> = async {
         loop {
             let page = store
@@ -494,8 +510,8 @@ async fn run_export(
                 .await
                 .map_err(|e| format!("uploading to {}: {e}", row_dest(row)))?;
             buf.clear();
-            if last_beat.elapsed() >= HEARTBEAT {
-                last_beat = Instant::now();
+            if last_progress.elapsed() >= PROGRESS_EVERY {
+                last_progress = Instant::now();
                 row.heartbeat_at = now_micros();
                 row.byte_size = bytes;
                 store.update_export(row).await.map_err(|e| e.to_string())?;

@@ -83,7 +83,8 @@ impl Category {
         if p.starts_with("auth/whoami") || p.starts_with("auth/introspect") {
             return Category::Whoami;
         }
-        if p.starts_with("audit/export") {
+        // Creating an export is the expensive call; listing and polling jobs are queries.
+        if p == "audit/export" || p.starts_with("audit/export/") {
             return Category::AuditExport;
         }
         if p.starts_with("audit/") {
@@ -291,6 +292,14 @@ mod tests {
         );
         assert_eq!(
             Category::of(&Method::GET, "/v1/audit/logs"),
+            Category::AuditQuery
+        );
+        assert_eq!(
+            Category::of(&Method::POST, "/v1/audit/export"),
+            Category::AuditExport
+        );
+        assert_eq!(
+            Category::of(&Method::GET, "/v1/audit/exports/exp_1"),
             Category::AuditQuery
         );
         assert_eq!(

@@ -135,6 +135,8 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
     /// Marks pending or running exports whose heartbeat is older than `stale_before` failed; returns how
     /// many.
     async fn fail_stale_exports(&self, stale_before: i64, now: i64, error: &str) -> Result<u64>;
+    /// Refreshes a pending or running export's heartbeat; false when the job is no longer live.
+    async fn touch_export(&self, tenant_id: &str, id: &str, now: i64) -> Result<bool>;
     /// Tenants that have an audit chain.
     async fn audit_tenants(&self) -> Result<Vec<String>>;
     /// The retention anchor: (seq, hash) of the last pruned entry, where verification resumes.

@@ -1631,6 +1631,19 @@ macro_rules! impl_store {
                 Ok(r.rows_affected())
             }
 
+            async fn touch_export(&self, tenant_id: &str, id: &str, now: i64) -> Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE audit_exports SET heartbeat_at = $3 \
+                     WHERE tenant_id = $1 AND id = $2 AND status IN ('pending', 'running')",
+                )
+                .bind(tenant_id)
+                .bind(id)
+                .bind(now)
+                .execute(&self.write)
+                .await?;
+                Ok(r.rows_affected() > 0)
+            }
+
             async fn audit_tenants(&self) -> Result<Vec<String>> {
                 Ok(sqlx::query_scalar("SELECT tenant_id FROM audit_heads ORDER BY tenant_id")
                     .fetch_all(&self.read)
