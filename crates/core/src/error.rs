@@ -30,6 +30,7 @@ pub enum ErrorCode {
     RateLimited,
     InternalError,
     ServiceUnavailable,
+    AlreadyExists,
 }
 
 impl ErrorCode {
@@ -59,6 +60,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::InternalError => "internal_error",
             ErrorCode::ServiceUnavailable => "service_unavailable",
+            ErrorCode::AlreadyExists => "already_exists",
         }
     }
 
@@ -86,6 +88,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => 429,
             ErrorCode::InternalError => 500,
             ErrorCode::ServiceUnavailable => 503,
+            ErrorCode::AlreadyExists => 409,
         }
     }
 }

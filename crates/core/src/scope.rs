@@ -6,6 +6,8 @@ pub const SECRETS_DELETE: &str = "secrets:delete";
 pub const SECRETS_LIST: &str = "secrets:list";
 pub const SECRETS_ROTATE: &str = "secrets:rotate";
 pub const ADMIN: &str = "admin";
+pub const IDENTITY_READ: &str = "identity:read";
+pub const IDENTITY_ADMIN: &str = "identity:admin";
 
 pub const ALL: &[&str] = &[
     SECRETS_READ,
@@ -23,6 +25,8 @@ pub const ALL: &[&str] = &[
     "dynamic:write",
     "webhooks:read",
     "webhooks:write",
+    IDENTITY_READ,
+    IDENTITY_ADMIN,
     ADMIN,
 ];
 

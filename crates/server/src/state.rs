@@ -20,6 +20,9 @@ pub struct Inner {
     pub authz: Authorizer,
     pub rate: RateLimiter,
     pub started: Instant,
+    /// This server's token issuer (client credentials, exchange) and the trusted external issuers.
+    pub issuer: Arc<crate::jwt::Issuer>,
+    pub external: Arc<crate::jwt::ExternalIssuers>,
 }
 
 impl std::ops::Deref for AppState {

@@ -50,6 +50,29 @@ pub enum WriteOp {
         now: i64,
         audit: Vec<AuditEntry>,
     },
+    /// Creates a service account: its identity, its client id and its first secret. Fails with
+    /// [`OpError::Exists`] when the tenant already has an identity with that id.
+    CreateServiceAccount {
+        account: Box<crate::model::ServiceAccountRow>,
+        secret: crate::model::ClientSecretRow,
+        audit: Vec<AuditEntry>,
+    },
+    /// Disables a live service account of the tenant (its secrets and tokens stop working).
+    DisableServiceAccount {
+        tenant_id: String,
+        identity_id: String,
+        now: i64,
+        audit: Vec<AuditEntry>,
+    },
+    /// Adds a client secret to a live service account; its other secrets expire at `old_expire_at`
+    /// (now, or the end of a grace period) unless they expire sooner already.
+    RotateClientSecret {
+        tenant_id: String,
+        identity_id: String,
+        secret: crate::model::ClientSecretRow,
+        old_expire_at: i64,
+        audit: Vec<AuditEntry>,
+    },
 }
 
 #[derive(Debug)]
@@ -96,7 +119,10 @@ impl WriteOp {
             | WriteOp::HardDelete { audit, .. }
             | WriteOp::Restore { audit, .. }
             | WriteOp::InsertToken { audit, .. }
-            | WriteOp::RevokeToken { audit, .. } => audit,
+            | WriteOp::RevokeToken { audit, .. }
+            | WriteOp::CreateServiceAccount { audit, .. }
+            | WriteOp::DisableServiceAccount { audit, .. }
+            | WriteOp::RotateClientSecret { audit, .. } => audit,
         }
     }
 }
@@ -129,4 +155,6 @@ pub enum OpError {
     SoftDeleted { recoverable_until: Option<i64> },
     #[error("store: {0}")]
     Store(String),
+    #[error("already exists")]
+    Exists,
 }

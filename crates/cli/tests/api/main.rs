@@ -36,5 +36,6 @@ mod errors;
 mod harness;
 mod health;
 mod identity;
+mod jwt;
 mod secrets;
 mod serving;

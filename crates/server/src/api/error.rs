@@ -56,6 +56,7 @@ impl ApiError {
             }))
             .into(),
             OpError::Store(detail) => ApiError::unavailable("ST0003", "Storage", detail),
+            OpError::Exists => Error::new(ErrorCode::AlreadyExists, "Already exists").into(),
         }
     }
 }

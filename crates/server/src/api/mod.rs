@@ -7,7 +7,9 @@ pub mod ctx;
 pub mod cursor;
 pub mod error;
 pub mod extract;
+pub mod oauth;
 pub mod secrets;
+pub mod service_accounts;
 pub mod system;
 pub mod tokens;
 pub mod view;
@@ -27,6 +29,8 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(tokens::router())
         .merge(secrets::router())
+        .merge(oauth::router())
+        .merge(service_accounts::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
