@@ -37,5 +37,6 @@ mod harness;
 mod health;
 mod identity;
 mod jwt;
+mod ratelimit_redis;
 mod secrets;
 mod serving;
