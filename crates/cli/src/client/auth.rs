@@ -26,7 +26,11 @@ pub async fn run(cmd: AuthCommand, global: &GlobalOpts) -> Result<(), ApiError> 
 }
 
 /// `POST /v1/auth/token` with client credentials; the access token (valid 1 h).
-async fn client_credentials(id: &str, secret: &str, global: &GlobalOpts) -> Result<String, ApiError> {
+async fn client_credentials(
+    id: &str,
+    secret: &str,
+    global: &GlobalOpts,
+) -> Result<String, ApiError> {
     let settings = Settings::resolve(global.url.as_deref())?;
     let mut opts = settings.client_options(None);
     opts.token = None;
@@ -42,7 +46,9 @@ async fn client_credentials(id: &str, secret: &str, global: &GlobalOpts) -> Resu
         .get("access_token")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| ApiError::general("token_invalid", "the token endpoint sent no access_token"))
+        .ok_or_else(|| {
+            ApiError::general("token_invalid", "the token endpoint sent no access_token")
+        })
 }
 
 fn read_token_from_stdin() -> Result<String, ApiError> {

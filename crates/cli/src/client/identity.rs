@@ -158,7 +158,9 @@ pub async fn run_tokens(cmd: TokensCommand, global: &GlobalOpts) -> Result<(), A
             t.print();
         }
         TokensCommand::Revoke { id } => {
-            let r = c.delete(c.url(&["v1", "auth", "tokens", &id], &[])?).await?;
+            let r = c
+                .delete(c.url(&["v1", "auth", "tokens", &id], &[])?)
+                .await?;
             if global.json {
                 print_json(&r.body);
             } else {

@@ -38,13 +38,19 @@ async fn two_nodes_share_one_budget_through_redis() {
         assert_eq!(st, 200, "node A request {i}");
         let (st, rem) = whoami_status(&b).await;
         assert_eq!(st, 200, "node B request {i}");
-        assert_eq!(rem.as_deref(), Some((6 - 2 * (i + 1)).to_string().as_str()), "remaining counts both nodes");
+        assert_eq!(
+            rem.as_deref(),
+            Some((6 - 2 * (i + 1)).to_string().as_str()),
+            "remaining counts both nodes"
+        );
     }
     // … so the next one is refused on either node (each alone would still allow 3 more).
     let r = a.get("/v1/auth/whoami").await;
     r.expect_error(429, "rate_limited");
     assert!(r.headers.get("retry-after").is_some());
-    b.get("/v1/auth/whoami").await.expect_error(429, "rate_limited");
+    b.get("/v1/auth/whoami")
+        .await
+        .expect_error(429, "rate_limited");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +64,9 @@ async fn redis_down_falls_back_to_local_buckets() {
         let (st, _) = whoami_status(&s).await;
         assert_eq!(st, 200, "request {i} is served without Redis");
     }
-    s.get("/v1/auth/whoami").await.expect_error(429, "rate_limited");
+    s.get("/v1/auth/whoami")
+        .await
+        .expect_error(429, "rate_limited");
     assert!(
         s.logs().contains("RL0001"),
         "the fallback is logged:\n{}",
