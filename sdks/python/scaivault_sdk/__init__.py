@@ -53,6 +53,7 @@ from .models import (
     VersionHistory,
     VersionInfo,
     WhoAmI,
+    TokenIntrospection,
     WriteResult,
 )
 
@@ -90,6 +91,7 @@ __all__ = [
     "HistoryEntry",
     "VersionHistory",
     "WhoAmI",
+    "TokenIntrospection",
     "Lease",
     "AuditChainBreak",
     "AuditCount",

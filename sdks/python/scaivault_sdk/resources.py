@@ -33,6 +33,7 @@ from .models import (
     SecretType,
     VersionHistory,
     WhoAmI,
+    TokenIntrospection,
     WriteResult,
 )
 
@@ -332,6 +333,19 @@ class AuthResource(_Resource):
     def whoami(self) -> WhoAmI:
         """The identity, tenant and scopes of the token in use."""
         return self._run(Call("GET", "/v1/auth/whoami", WhoAmI.from_dict))
+
+    def introspect(self, token: str) -> TokenIntrospection:
+        """Validate ``token`` without using it (needs the ``admin`` scope); a bad, expired or
+        revoked token gives ``active=False``, not an error."""
+        return self._run(
+            Call(
+                "POST",
+                "/v1/auth/introspect",
+                TokenIntrospection.from_dict,
+                json={"token": token},
+                idempotent=True,
+            )
+        )
 
 
 class AuditResource(_Resource):

@@ -40,7 +40,6 @@ AREA_ISSUES = {
     "policies": "#5 policies",
     "audit": "#6 audit query API",
     "pki": "pki (not filed yet)",
-    "auth_token": "#4 service accounts / POST /v1/auth/token",
 }
 
 
