@@ -198,9 +198,18 @@ impl Authenticator {
         let identity_id = text(&m.identity)
             .filter(|s| !s.is_empty() && s.len() <= 256)
             .ok_or_else(|| err(ErrorCode::TokenInvalid, "Token lacks its identity claim"))?;
-        let tenant_id = text(&m.tenant)
-            .or_else(|| cfg.tenant.clone())
-            .ok_or_else(|| err(ErrorCode::TokenInvalid, "Token names no tenant"))?;
+        // An issuer configured for one tenant cannot name another.
+        let tenant_id = match (text(&m.tenant), &cfg.tenant) {
+            (Some(t), Some(fixed)) if &t != fixed => {
+                return Err(err(
+                    ErrorCode::TokenInvalid,
+                    "Token names a tenant its issuer may not issue for",
+                ))
+            }
+            (Some(t), _) => t,
+            (None, Some(fixed)) => fixed.clone(),
+            (None, None) => return Err(err(ErrorCode::TokenInvalid, "Token names no tenant")),
+        };
         let partner_id = self.tenant_partner(&tenant_id).await?.ok_or_else(|| {
             err(
                 ErrorCode::TokenInvalid,
