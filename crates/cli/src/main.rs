@@ -161,8 +161,22 @@ fn resolve(a: &ServerArgs) -> anyhow::Result<(Settings, LogFormat)> {
     };
     let rate_limits = scaivault_server::ratelimit::Limits::parse(a.rate_limits.as_deref())
         .map_err(|e| anyhow::anyhow!("SCAIVAULT_RATE_LIMITS: {e}"))?;
-    if std::env::var_os("REDIS_URL").is_some() {
-        eprintln!("scaivault: note: REDIS_URL is set but not used yet by this build (per-node state only)");
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let external_issuers = scaivault_server::jwt::ExternalIssuerConfig::from_env_values(
+        env("SCAIVAULT_EXTERNAL_ISSUERS").as_deref(),
+        env("SCAIKEY_URL").as_deref(),
+        env("SCAIKEY_JWKS_URL").as_deref(),
+        env("SCAIKEY_AUDIENCE").as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let redis_url = env("REDIS_URL");
+    if let Some(u) = &redis_url {
+        if !(u.starts_with("redis://")
+            || u.starts_with("rediss://")
+            || u.starts_with("redis+unix://"))
+        {
+            bail!("REDIS_URL must start with redis:// or rediss://");
+        }
     }
     Ok((
         Settings {
@@ -179,6 +193,9 @@ fn resolve(a: &ServerArgs) -> anyhow::Result<(Settings, LogFormat)> {
             soft_delete_retention_secs: retention,
             rate_limits,
             audit_retention_secs,
+            external_issuers,
+            redis_url,
+            redis_prefix: env("SCAIVAULT_REDIS_PREFIX").unwrap_or_else(|| "scaivault:".into()),
         },
         log_format,
     ))

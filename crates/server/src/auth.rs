@@ -2,6 +2,7 @@
 //! SHA-256 hashes (they carry ~238 bits of entropy, so a slow hash adds nothing); the hash is looked
 //! up, compared in constant time, and the result cached briefly so the hot path skips the database.
 
+use crate::jwt::{self, ExternalIssuers, Issuer};
 use crate::state::AppState;
 use axum::http::HeaderMap;
 use parking_lot::RwLock;
@@ -28,6 +29,8 @@ pub struct Principal {
     pub token_id: String,
     pub token_expires_at: Option<i64>,
     pub mfa_verified_at: Option<i64>,
+    /// When the token was issued (introspection's `issued_at`).
+    pub token_issued_at: Option<i64>,
 }
 
 impl Principal {
@@ -59,6 +62,22 @@ struct Cached {
 pub struct Authenticator {
     store: DynStore,
     cache: RwLock<HashMap<[u8; 32], Cached>>,
+    /// This server's token issuer and the trusted external issuers (JWT bearer tokens).
+    issuers: Option<(Arc<Issuer>, Arc<ExternalIssuers>)>,
+    /// Identities behind our own JWTs and tenants of external JWTs, checked at most every [`CACHE_TTL`].
+    identities: RwLock<HashMap<(String, String), CachedIdentity>>,
+    tenants: RwLock<HashMap<String, (Option<String>, Instant)>>,
+}
+
+/// An identity lookup (absent identities too) and when it was made.
+type CachedIdentity = (Option<Arc<IdentityInfo>>, Instant);
+
+/// What a JWT's principal takes from the identity store.
+pub struct IdentityInfo {
+    pub identity_type: String,
+    pub display_name: Option<String>,
+    pub roles: Vec<String>,
+    pub disabled: bool,
 }
 
 fn err(code: ErrorCode, msg: &str) -> Error {
@@ -70,12 +89,26 @@ impl Authenticator {
         Authenticator {
             store,
             cache: RwLock::new(HashMap::new()),
+            issuers: None,
+            identities: RwLock::new(HashMap::new()),
+            tenants: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Accepts JWTs: this server's own and those of trusted external issuers.
+    pub fn with_issuers(
+        mut self,
+        own: Arc<Issuer>,
+        external: Arc<ExternalIssuers>,
+    ) -> Authenticator {
+        self.issuers = Some((own, external));
+        self
     }
 
     /// Drops cached principals, e.g. after a revocation on this node.
     pub fn invalidate_all(&self) {
         self.cache.write().clear();
+        self.identities.write().clear();
     }
 
     #[tracing::instrument(skip_all)]
@@ -103,11 +136,167 @@ impl Authenticator {
                 ))
             }
         };
+        self.authenticate_token(token).await
+    }
+
+    /// Validates a bearer token (PAT or JWT) and resolves its principal.
+    pub async fn authenticate_token(&self, token: &str) -> Result<Arc<Principal>, Error> {
         if token.starts_with("skt_") {
             self.personal_access_token(token).await
         } else {
-            Err(err(ErrorCode::TokenInvalid, "Token is not valid"))
+            self.jwt(token).await
         }
+    }
+
+    async fn jwt(&self, token: &str) -> Result<Arc<Principal>, Error> {
+        let Some((own, external)) = &self.issuers else {
+            return Err(err(ErrorCode::TokenInvalid, "Token is not valid"));
+        };
+        let peeked = jwt::peek(token)?;
+        if peeked.iss == own.issuer {
+            let c = own.verify(token, &peeked).await?;
+            let info = self
+                .identity_info(&c.tenant, &c.sub)
+                .await?
+                .ok_or_else(|| err(ErrorCode::TokenInvalid, "Token's identity no longer exists"))?;
+            if info.disabled {
+                return Err(err(ErrorCode::TokenRevoked, "Token's identity is disabled"));
+            }
+            return Ok(Arc::new(Principal {
+                identity_id: c.sub,
+                identity_type: info.identity_type.clone(),
+                display_name: info.display_name.clone(),
+                tenant_id: c.tenant,
+                partner_id: c.partner,
+                scopes: c.scopes,
+                groups: c.groups,
+                roles: info.roles.clone(),
+                token_id: c.jti,
+                token_expires_at: Some(c.exp.saturating_mul(1_000_000)),
+                mfa_verified_at: None,
+                token_issued_at: Some(c.iat.saturating_mul(1_000_000)),
+            }));
+        }
+        let Some(remote) = external.get(&peeked.iss).filter(|r| r.config.accept_bearer) else {
+            return Err(err(
+                ErrorCode::TokenInvalid,
+                "Token has an untrusted issuer",
+            ));
+        };
+        let claims = remote.verify(&external.http, token, &peeked).await?;
+        self.external_principal(&remote.config, &claims).await
+    }
+
+    /// The principal of a verified external token, by the issuer's claim mapping.
+    pub async fn external_principal(
+        &self,
+        cfg: &jwt::ExternalIssuerConfig,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Arc<Principal>, Error> {
+        let m = &cfg.claims;
+        let text = |name: &str| claims.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        let identity_id = text(&m.identity)
+            .filter(|s| !s.is_empty() && s.len() <= 256)
+            .ok_or_else(|| err(ErrorCode::TokenInvalid, "Token lacks its identity claim"))?;
+        // An issuer configured for one tenant cannot name another.
+        let tenant_id = match (text(&m.tenant), &cfg.tenant) {
+            (Some(t), Some(fixed)) if &t != fixed => {
+                return Err(err(
+                    ErrorCode::TokenInvalid,
+                    "Token names a tenant its issuer may not issue for",
+                ))
+            }
+            (Some(t), _) => t,
+            (None, Some(fixed)) => fixed.clone(),
+            (None, None) => return Err(err(ErrorCode::TokenInvalid, "Token names no tenant")),
+        };
+        let partner_id = self.tenant_partner(&tenant_id).await?.ok_or_else(|| {
+            err(
+                ErrorCode::TokenInvalid,
+                "Token's tenant does not exist here",
+            )
+        })?;
+        let identity_type = text(&m.identity_type).unwrap_or_else(|| {
+            if identity_id.starts_with("sa:") {
+                "service_account".into()
+            } else {
+                "user".into()
+            }
+        });
+        let scopes = jwt::claim_list(claims, &m.scopes)
+            .into_iter()
+            .filter(|s| scaivault_core::scope::is_known(s))
+            .collect();
+        let exp = claims.get("exp").and_then(serde_json::Value::as_i64);
+        let iat = claims.get("iat").and_then(serde_json::Value::as_i64);
+        Ok(Arc::new(Principal {
+            identity_id,
+            identity_type,
+            display_name: text(&m.display_name),
+            tenant_id,
+            partner_id,
+            scopes,
+            groups: jwt::claim_list(claims, &m.groups),
+            roles: vec![],
+            token_id: text("jti").unwrap_or_default(),
+            token_expires_at: exp.map(|e| e.saturating_mul(1_000_000)),
+            mfa_verified_at: jwt::claim_time(claims, &m.mfa_time),
+            token_issued_at: iat.map(|e| e.saturating_mul(1_000_000)),
+        }))
+    }
+
+    /// The identity behind one of our JWTs, from a short-lived cache.
+    pub async fn identity_info(
+        &self,
+        tenant_id: &str,
+        identity_id: &str,
+    ) -> Result<Option<Arc<IdentityInfo>>, Error> {
+        let key = (tenant_id.to_owned(), identity_id.to_owned());
+        if let Some((info, at)) = self.identities.read().get(&key) {
+            if at.elapsed() < CACHE_TTL {
+                return Ok(info.clone());
+            }
+        }
+        let row = self
+            .store
+            .get_identity(tenant_id, identity_id)
+            .await
+            .map_err(|_| Error::unavailable("Identity lookup"))?;
+        let list = |s: &str| serde_json::from_str::<Vec<String>>(s).unwrap_or_default();
+        let info = row.map(|r| {
+            Arc::new(IdentityInfo {
+                identity_type: r.identity_type,
+                display_name: r.display_name,
+                roles: list(&r.roles),
+                disabled: r.disabled_at.is_some(),
+            })
+        });
+        let mut cache = self.identities.write();
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, (info.clone(), Instant::now()));
+        Ok(info)
+    }
+
+    async fn tenant_partner(&self, tenant_id: &str) -> Result<Option<String>, Error> {
+        if let Some((p, at)) = self.tenants.read().get(tenant_id) {
+            if at.elapsed() < CACHE_TTL {
+                return Ok(p.clone());
+            }
+        }
+        let partner = self
+            .store
+            .get_tenant(tenant_id)
+            .await
+            .map_err(|_| Error::unavailable("Tenant lookup"))?
+            .map(|t| t.partner_id);
+        let mut cache = self.tenants.write();
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(tenant_id.to_owned(), (partner.clone(), Instant::now()));
+        Ok(partner)
     }
 
     async fn personal_access_token(&self, token: &str) -> Result<Arc<Principal>, Error> {
@@ -185,6 +374,7 @@ impl Authenticator {
             token_id: row.id,
             token_expires_at: row.expires_at,
             mfa_verified_at: None,
+            token_issued_at: Some(row.created_at),
         });
         let mut cache = self.cache.write();
         if cache.len() >= CACHE_MAX {

@@ -26,6 +26,11 @@ pub struct Settings {
     pub rate_limits: crate::ratelimit::Limits,
     /// AUDIT_RETENTION: audit entries older than this many seconds are pruned; `None` keeps them forever.
     pub audit_retention_secs: Option<i64>,
+    /// Trusted external token issuers (`SCAIKEY_URL`, `SCAIVAULT_EXTERNAL_ISSUERS`).
+    pub external_issuers: Vec<crate::jwt::ExternalIssuerConfig>,
+    /// Shared rate-limit buckets (`REDIS_URL`) and the key prefix (`SCAIVAULT_REDIS_PREFIX`).
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
 }
 
 impl std::fmt::Debug for Settings {
@@ -47,6 +52,15 @@ impl std::fmt::Debug for Settings {
                 &self.dev_root_token.as_ref().map(|_| "***"),
             )
             .field("max_body_bytes", &self.max_body_bytes)
+            .field(
+                "external_issuers",
+                &self
+                    .external_issuers
+                    .iter()
+                    .map(|i| i.issuer.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field("redis", &self.redis_url.is_some())
             .finish()
     }
 }

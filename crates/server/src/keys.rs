@@ -222,4 +222,14 @@ impl KeyRing {
         let s = seal(key, b"probe", b"probe");
         scaivault_crypto::open(key, b"probe", &s).is_ok()
     }
+
+    /// Seals issuer-wide material (a signing key) directly under the root key, bound to `label`.
+    pub async fn seal_with_root(&self, plaintext: &[u8], label: &str) -> Result<Vec<u8>, KeyError> {
+        Ok(self.root.wrap(plaintext, label.as_bytes()).await?)
+    }
+
+    /// Opens what [`KeyRing::seal_with_root`] sealed under the same label.
+    pub async fn open_with_root(&self, sealed: &[u8], label: &str) -> Result<Vec<u8>, KeyError> {
+        Ok(self.root.unwrap(sealed, label.as_bytes()).await?.to_vec())
+    }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod authz;
 pub mod bootstrap;
 pub mod config;
+pub mod jwt;
 pub mod keys;
 pub mod ratelimit;
 pub mod serve;

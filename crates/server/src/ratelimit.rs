@@ -189,6 +189,7 @@ const SHARDS: usize = 16;
 pub struct RateLimiter {
     limits: Limits,
     shards: Vec<Mutex<HashMap<(String, Category), Bucket>>>,
+    shared: Option<SharedBuckets>,
 }
 
 fn shard_of(key: &str) -> usize {
@@ -202,7 +203,35 @@ impl RateLimiter {
         RateLimiter {
             limits,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shared: None,
         }
+    }
+
+    /// Keeps the buckets in Redis (`REDIS_URL`), so every node sharing it enforces one budget.
+    pub fn with_redis(mut self, url: &str, prefix: &str) -> Result<RateLimiter, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("REDIS_URL: {e}"))?;
+        self.shared = Some(SharedBuckets {
+            client,
+            prefix: prefix.to_owned(),
+            conn: tokio::sync::Mutex::new(None),
+            down_until: Mutex::new(None),
+            script: redis::Script::new(TAKE_LUA),
+        });
+        Ok(self)
+    }
+
+    /// [`RateLimiter::take`], from the shared buckets when Redis is configured. If Redis cannot be
+    /// reached the local buckets decide (rate limiting never fails closed) and it is retried after
+    /// [`REDIS_RETRY`].
+    pub async fn take_shared(&self, who: &str, c: Category, n: u32, force: bool) -> Decision {
+        let limit = self.limits.get(c);
+        if let (Some(shared), true) = (&self.shared, limit > 0) {
+            match shared.take(who, c, limit, n, force).await {
+                Ok(d) => return d,
+                Err(e) => shared.failed(&e),
+            }
+        }
+        self.take(who, c, n, force)
     }
 
     /// Takes `n` tokens. With `force`, takes them even into debt (work already done, e.g. the N reads
@@ -259,6 +288,127 @@ impl RateLimiter {
             reset_unix: now_unix + to_full,
             retry_after,
         }
+    }
+}
+
+/// How long the local buckets stand in after Redis failed.
+pub const REDIS_RETRY: Duration = Duration::from_secs(5);
+/// Longest wait for Redis per request before the local buckets decide.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// One atomic take from a token bucket kept as a Redis hash, refilled by Redis's own clock (so node
+/// clocks do not matter). Returns {allowed, tokens left, now}.
+const TAKE_LUA: &str = r"
+local cap = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local force = ARGV[4] == '1'
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local v = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(v[1])
+local ts = tonumber(v[2])
+if tokens == nil or ts == nil then
+  tokens = cap
+  ts = now
+end
+tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)
+local allowed = 0
+if tokens >= want then allowed = 1 end
+if allowed == 1 or force then tokens = tokens - want end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(cap / rate) + 60)
+return {allowed, tostring(tokens), tostring(math.floor(now))}
+";
+
+struct SharedBuckets {
+    client: redis::Client,
+    prefix: String,
+    conn: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
+    down_until: Mutex<Option<Instant>>,
+    script: redis::Script,
+}
+
+impl SharedBuckets {
+    fn failed(&self, e: &str) {
+        let mut d = self.down_until.lock();
+        if d.is_none_or(|t| t <= Instant::now()) {
+            tracing::warn!(site = "RL0001", error = %e, "Redis rate-limit buckets unavailable; using this node's buckets for {} s", REDIS_RETRY.as_secs());
+        }
+        *d = Some(Instant::now() + REDIS_RETRY);
+    }
+
+    async fn connection(&self) -> Result<redis::aio::ConnectionManager, String> {
+        let mut guard = self.conn.lock().await;
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
+        }
+        let cfg = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(REDIS_TIMEOUT)
+            .set_response_timeout(REDIS_TIMEOUT)
+            .set_number_of_retries(1);
+        let c = tokio::time::timeout(
+            REDIS_TIMEOUT * 4,
+            self.client.get_connection_manager_with_config(cfg),
+        )
+        .await
+        .map_err(|_| "connect timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+        *guard = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn take(
+        &self,
+        who: &str,
+        c: Category,
+        limit: u32,
+        n: u32,
+        force: bool,
+    ) -> Result<Decision, String> {
+        if self.down_until.lock().is_some_and(|t| t > Instant::now()) {
+            return Err("marked down".into());
+        }
+        let mut conn = self.connection().await?;
+        let cap = f64::from(limit);
+        let rate = cap / 60.0;
+        let key = format!(
+            "{}rl:{}:{}",
+            self.prefix,
+            who.replace('\u{0}', ":"),
+            c.name()
+        );
+        let mut inv = self.script.key(key);
+        inv.arg(limit)
+            .arg(rate)
+            .arg(n)
+            .arg(if force { "1" } else { "0" });
+        let (allowed, tokens, now): (i64, String, i64) =
+            tokio::time::timeout(REDIS_TIMEOUT, inv.invoke_async(&mut conn))
+                .await
+                .map_err(|_| "timed out".to_owned())?
+                .map_err(|e| e.to_string())?;
+        let tokens: f64 = tokens.parse().map_err(|_| "bad script answer".to_owned())?;
+        let allowed = allowed == 1;
+        let want = f64::from(n);
+        let remaining = if tokens <= 0.0 {
+            0
+        } else {
+            tokens.floor() as u32
+        };
+        let to_full = ((cap - tokens) / rate).ceil().max(0.0) as u64;
+        let retry_after = if allowed {
+            0
+        } else {
+            ((want - tokens) / rate).ceil().max(1.0) as u64
+        };
+        Ok(Decision {
+            allowed,
+            limit,
+            remaining,
+            reset_unix: u64::try_from(now).unwrap_or(0) + to_full,
+            retry_after,
+        })
     }
 }
 

@@ -39,7 +39,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
     })?;
     let root: Arc<dyn RootKeyProvider> = Arc::new(root);
-    let keys = KeyRing::new(root, store.clone());
+    let keys = KeyRing::new(root.clone(), store.clone());
     let dev_dir = if settings.dev {
         settings.data_dir.as_deref()
     } else {
@@ -57,10 +57,36 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot bind {}", settings.bind))?;
     let addr = listener.local_addr()?;
     let committer = Committer::start(store.clone());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let issuer_name = settings
+        .base_url
+        .as_deref()
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
+    let issuer = Arc::new(crate::jwt::Issuer::new(
+        issuer_name,
+        store.clone(),
+        KeyRing::new(root, store.clone()),
+    ));
+    issuer
+        .start()
+        .await
+        .context("cannot load or create the token signing key")?;
+    let external = Arc::new(crate::jwt::ExternalIssuers::new(
+        settings.external_issuers.clone(),
+    ));
+    let mut rate = crate::ratelimit::RateLimiter::new(settings.rate_limits.clone());
+    if let Some(url) = &settings.redis_url {
+        rate = rate
+            .with_redis(url, &settings.redis_prefix)
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
     let state = AppState(Arc::new(Inner {
-        auth: Authenticator::new(store.clone()),
+        auth: Authenticator::new(store.clone()).with_issuers(issuer.clone(), external.clone()),
+        issuer,
+        external,
         authz: Authorizer::new(store.clone()),
-        rate: crate::ratelimit::RateLimiter::new(settings.rate_limits.clone()),
+        rate,
         tenants: crate::tenancy::Tenants::new(store.clone()),
         committer,
         keys,
@@ -73,7 +99,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tokio::spawn(crate::authz::refresh_loop(state.clone()));
     let app = api::router(state);
 
-    let scheme = if tls.is_some() { "https" } else { "http" };
     {
         let mut out = std::io::stdout().lock();
         if let Some(t) = &token {

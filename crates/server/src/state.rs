@@ -21,6 +21,9 @@ pub struct Inner {
     pub rate: RateLimiter,
     pub tenants: crate::tenancy::Tenants,
     pub started: Instant,
+    /// This server's token issuer (client credentials, exchange) and the trusted external issuers.
+    pub issuer: Arc<crate::jwt::Issuer>,
+    pub external: Arc<crate::jwt::ExternalIssuers>,
 }
 
 impl std::ops::Deref for AppState {

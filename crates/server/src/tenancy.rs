@@ -263,6 +263,7 @@ mod tests {
             token_id: "tok".into(),
             token_expires_at: None,
             mfa_verified_at: None,
+            token_issued_at: None,
         }
     }
 

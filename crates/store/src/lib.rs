@@ -164,6 +164,29 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
     async fn list_secret_policies(&self, tenant_id: &str) -> Result<Vec<SecretPolicyRow>>;
     async fn get_secret_policy(&self, tenant_id: &str, id: &str)
         -> Result<Option<SecretPolicyRow>>;
+    // ---- service accounts and the token issuer's signing keys ----
+    async fn get_service_account(
+        &self,
+        tenant_id: &str,
+        identity_id: &str,
+    ) -> Result<Option<ServiceAccountRow>>;
+    /// Client ids are unique across tenants: the token endpoint has no tenant context.
+    async fn service_account_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ServiceAccountRow>>;
+    /// The tenant's service accounts, by identity id.
+    async fn list_service_accounts(&self, tenant_id: &str) -> Result<Vec<ServiceAccountRow>>;
+    /// The client's secrets not expired at `now`.
+    async fn live_client_secrets(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Vec<ClientSecretRow>>;
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>>;
+    /// Inserts `key` as the current key and retires every other current key at `key.created_at`.
+    async fn rotate_signing_key(&self, key: &SigningKeyRow) -> Result<()>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -258,3 +258,38 @@ pub struct SecretPolicyRow {
     pub updated_at: i64,
     pub created_by: String,
 }
+
+/// A service account: its identity row plus its client credentials' public part.
+#[derive(Debug, Clone)]
+pub struct ServiceAccountRow {
+    pub identity: IdentityRow,
+    pub client_id: String,
+    pub description: Option<String>,
+    pub created_by: String,
+}
+
+/// One client secret of a service account, as its SHA-256 hash.
+#[derive(Debug, Clone)]
+pub struct ClientSecretRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub secret_hash: Vec<u8>,
+    pub created_at: i64,
+    /// `None`: valid until rotated away.
+    pub expires_at: Option<i64>,
+}
+
+/// A signing key of this server's token issuer (issuer-wide, not tenant-owned).
+#[derive(Debug, Clone)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub alg: String,
+    /// The public key as a JWK (JSON object).
+    pub public_jwk: String,
+    /// The private key (PKCS#8), sealed by the root key.
+    pub sealed_private: Vec<u8>,
+    pub created_at: i64,
+    /// When a newer key became current; `None` for the current key.
+    pub retired_at: Option<i64>,
+}

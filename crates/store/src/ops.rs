@@ -96,6 +96,29 @@ pub enum WriteOp {
         secret_policy_id: Option<String>,
         audit: Vec<AuditEntry>,
     },
+    /// Creates a service account: its identity, its client id and its first secret. Fails with
+    /// [`OpError::Exists`] when the tenant already has an identity with that id.
+    CreateServiceAccount {
+        account: Box<crate::model::ServiceAccountRow>,
+        secret: crate::model::ClientSecretRow,
+        audit: Vec<AuditEntry>,
+    },
+    /// Disables a live service account of the tenant (its secrets and tokens stop working).
+    DisableServiceAccount {
+        tenant_id: String,
+        identity_id: String,
+        now: i64,
+        audit: Vec<AuditEntry>,
+    },
+    /// Adds a client secret to a live service account; its other secrets expire at `old_expire_at`
+    /// (now, or the end of a grace period) unless they expire sooner already.
+    RotateClientSecret {
+        tenant_id: String,
+        identity_id: String,
+        secret: crate::model::ClientSecretRow,
+        old_expire_at: i64,
+        audit: Vec<AuditEntry>,
+    },
 }
 
 #[derive(Debug)]
@@ -143,14 +166,17 @@ impl WriteOp {
             | WriteOp::Restore { audit, .. }
             | WriteOp::InsertToken { audit, .. }
             | WriteOp::RevokeToken { audit, .. }
-            | WriteOp::Identity { audit, .. } => audit,
-            WriteOp::PutPolicy { audit, .. }
+            | WriteOp::Identity { audit, .. }
+            | WriteOp::PutPolicy { audit, .. }
             | WriteOp::DeletePolicy { audit, .. }
             | WriteOp::InsertBinding { audit, .. }
             | WriteOp::DeleteBinding { audit, .. }
             | WriteOp::PutSecretPolicy { audit, .. }
             | WriteOp::DeleteSecretPolicy { audit, .. }
-            | WriteOp::SetSecretPolicy { audit, .. } => audit,
+            | WriteOp::SetSecretPolicy { audit, .. }
+            | WriteOp::CreateServiceAccount { audit, .. }
+            | WriteOp::DisableServiceAccount { audit, .. }
+            | WriteOp::RotateClientSecret { audit, .. } => audit,
         }
     }
 }
@@ -193,4 +219,7 @@ pub enum OpError {
     /// The policy still has bindings.
     #[error("policy in use")]
     InUse,
+    /// A service account or client id already exists.
+    #[error("already exists")]
+    Exists,
 }

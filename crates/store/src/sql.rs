@@ -13,6 +13,10 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+const SA_SELECT: &str = "SELECT i.tenant_id, i.id, i.identity_type, i.display_name, i.roles, i.groups_json, i.scopes, \
+     i.created_at, i.disabled_at, s.client_id, s.description, s.created_by \
+     FROM service_accounts s JOIN identities i ON i.tenant_id = s.tenant_id AND i.id = s.identity_id";
+
 const SECRET_COLS: &str = "tenant_id, path, secret_type, current_version, max_versions, metadata, created_at, \
     updated_at, expires_at, rotation_policy_id, secret_policy_id, created_by, updated_by, deleted_at, deleted_by, \
     recoverable_until, restored_at, restored_by";
@@ -47,6 +51,7 @@ impl OpError {
             OpError::IdentityNotFound => ("identity_not_found", 404),
             OpError::Missing(code) => (code, 404),
             OpError::InUse => ("policy_in_use", 409),
+            OpError::Exists => ("already_exists", 409),
         }
     }
 }
@@ -459,6 +464,44 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn insert_client_secret(
+                c: &mut <$db as sqlx::Database>::Connection,
+                t: &ClientSecretRow,
+            ) -> std::result::Result<(), sqlx::Error> {
+                sqlx::query(
+                    "INSERT INTO client_secrets (id, tenant_id, client_id, secret_hash, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&t.id)
+                .bind(&t.tenant_id)
+                .bind(&t.client_id)
+                .bind(&t.secret_hash)
+                .bind(t.created_at)
+                .bind(t.expires_at)
+                .execute(&mut *c)
+                .await?;
+                Ok(())
+            }
+
+            fn service_account_from_row(r: &$row) -> std::result::Result<ServiceAccountRow, sqlx::Error> {
+                Ok(ServiceAccountRow {
+                    identity: IdentityRow {
+                        tenant_id: r.try_get(0)?,
+                        id: r.try_get(1)?,
+                        identity_type: r.try_get(2)?,
+                        display_name: r.try_get(3)?,
+                        roles: r.try_get(4)?,
+                        groups: r.try_get(5)?,
+                        scopes: r.try_get(6)?,
+                        created_at: r.try_get(7)?,
+                        disabled_at: r.try_get(8)?,
+                    },
+                    client_id: r.try_get(9)?,
+                    description: r.try_get(10)?,
+                    created_by: r.try_get(11)?,
+                })
+            }
+
             /// Removes a secret with every version, its history and access counters.
             async fn purge(
                 c: &mut <$db as sqlx::Database>::Connection,
@@ -745,6 +788,90 @@ macro_rules! impl_store {
                         if n == 0 {
                             return Ok(Err(OpError::NotFound));
                         }
+                        Ok(Ok(OpOutcome::Done))
+                    }
+                    WriteOp::CreateServiceAccount { account, secret, .. } => {
+                        let i = &account.identity;
+                        let exists: Option<String> = sqlx::query_scalar(
+                            "SELECT id FROM identities WHERE tenant_id = $1 AND id = $2",
+                        )
+                        .bind(&i.tenant_id)
+                        .bind(&i.id)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                        if exists.is_some() {
+                            return Ok(Err(OpError::Exists));
+                        }
+                        sqlx::query(
+                            "INSERT INTO identities (tenant_id, id, identity_type, display_name, roles, groups_json, scopes, created_at, disabled_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        )
+                        .bind(&i.tenant_id)
+                        .bind(&i.id)
+                        .bind(&i.identity_type)
+                        .bind(&i.display_name)
+                        .bind(&i.roles)
+                        .bind(&i.groups)
+                        .bind(&i.scopes)
+                        .bind(i.created_at)
+                        .bind(i.disabled_at)
+                        .execute(&mut *c)
+                        .await?;
+                        sqlx::query(
+                            "INSERT INTO service_accounts (tenant_id, identity_id, client_id, description, created_at, created_by) \
+                             VALUES ($1, $2, $3, $4, $5, $6)",
+                        )
+                        .bind(&i.tenant_id)
+                        .bind(&i.id)
+                        .bind(&account.client_id)
+                        .bind(&account.description)
+                        .bind(i.created_at)
+                        .bind(&account.created_by)
+                        .execute(&mut *c)
+                        .await?;
+                        Self::insert_client_secret(c, secret).await?;
+                        Ok(Ok(OpOutcome::Done))
+                    }
+                    WriteOp::DisableServiceAccount { tenant_id, identity_id, now, .. } => {
+                        let n = sqlx::query(
+                            "UPDATE identities SET disabled_at = $3 WHERE tenant_id = $1 AND id = $2 \
+                             AND identity_type = 'service_account' AND disabled_at IS NULL",
+                        )
+                        .bind(tenant_id)
+                        .bind(identity_id)
+                        .bind(now)
+                        .execute(&mut *c)
+                        .await?
+                        .rows_affected();
+                        if n == 0 {
+                            return Ok(Err(OpError::NotFound));
+                        }
+                        Ok(Ok(OpOutcome::Done))
+                    }
+                    WriteOp::RotateClientSecret { tenant_id, identity_id, secret, old_expire_at, .. } => {
+                        let live: Option<String> = sqlx::query_scalar(
+                            "SELECT s.client_id FROM service_accounts s JOIN identities i \
+                             ON i.tenant_id = s.tenant_id AND i.id = s.identity_id \
+                             WHERE s.tenant_id = $1 AND s.identity_id = $2 AND s.client_id = $3 AND i.disabled_at IS NULL",
+                        )
+                        .bind(tenant_id)
+                        .bind(identity_id)
+                        .bind(&secret.client_id)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                        if live.is_none() {
+                            return Ok(Err(OpError::NotFound));
+                        }
+                        sqlx::query(
+                            "UPDATE client_secrets SET expires_at = $3 WHERE tenant_id = $1 AND client_id = $2 \
+                             AND (expires_at IS NULL OR expires_at > $3)",
+                        )
+                        .bind(tenant_id)
+                        .bind(&secret.client_id)
+                        .bind(old_expire_at)
+                        .execute(&mut *c)
+                        .await?;
+                        Self::insert_client_secret(c, secret).await?;
                         Ok(Ok(OpOutcome::Done))
                     }
                     WriteOp::Restore { tenant_id, path, version, by, now, .. } => {
@@ -1701,6 +1828,97 @@ macro_rules! impl_store {
                 .await?;
                 tx.commit().await?;
                 Ok(deleted)
+            }
+
+            async fn get_service_account(&self, tenant_id: &str, identity_id: &str) -> Result<Option<ServiceAccountRow>> {
+                let sql = format!("{SA_SELECT} WHERE s.tenant_id = $1 AND s.identity_id = $2");
+                let r = sqlx::query(&sql).bind(tenant_id).bind(identity_id).fetch_optional(&self.read).await?;
+                Ok(match r {
+                    Some(r) => Some(Self::service_account_from_row(&r)?),
+                    None => None,
+                })
+            }
+
+            async fn service_account_by_client_id(&self, client_id: &str) -> Result<Option<ServiceAccountRow>> {
+                let sql = format!("{SA_SELECT} WHERE s.client_id = $1");
+                let r = sqlx::query(&sql).bind(client_id).fetch_optional(&self.read).await?;
+                Ok(match r {
+                    Some(r) => Some(Self::service_account_from_row(&r)?),
+                    None => None,
+                })
+            }
+
+            async fn list_service_accounts(&self, tenant_id: &str) -> Result<Vec<ServiceAccountRow>> {
+                let sql = format!("{SA_SELECT} WHERE s.tenant_id = $1 ORDER BY s.identity_id LIMIT 10000");
+                let rows = sqlx::query(&sql).bind(tenant_id).fetch_all(&self.read).await?;
+                rows.iter().map(|r| Ok(Self::service_account_from_row(r)?)).collect()
+            }
+
+            async fn live_client_secrets(&self, tenant_id: &str, client_id: &str, now: i64) -> Result<Vec<ClientSecretRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, tenant_id, client_id, secret_hash, created_at, expires_at FROM client_secrets \
+                     WHERE tenant_id = $1 AND client_id = $2 AND (expires_at IS NULL OR expires_at > $3)",
+                )
+                .bind(tenant_id)
+                .bind(client_id)
+                .bind(now)
+                .fetch_all(&self.read)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    out.push(ClientSecretRow {
+                        id: r.try_get(0)?,
+                        tenant_id: r.try_get(1)?,
+                        client_id: r.try_get(2)?,
+                        secret_hash: r.try_get(3)?,
+                        created_at: r.try_get(4)?,
+                        expires_at: r.try_get(5)?,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>> {
+                // From the writer pool: a key another node just created must be visible at once.
+                let rows = sqlx::query(
+                    "SELECT kid, alg, public_jwk, sealed_private, created_at, retired_at FROM signing_keys \
+                     ORDER BY created_at DESC, kid DESC",
+                )
+                .fetch_all(&self.write)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    out.push(SigningKeyRow {
+                        kid: r.try_get(0)?,
+                        alg: r.try_get(1)?,
+                        public_jwk: r.try_get(2)?,
+                        sealed_private: r.try_get(3)?,
+                        created_at: r.try_get(4)?,
+                        retired_at: r.try_get(5)?,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn rotate_signing_key(&self, key: &SigningKeyRow) -> Result<()> {
+                let mut tx = self.write.begin().await?;
+                sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+                    .bind(key.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO signing_keys (kid, alg, public_jwk, sealed_private, created_at, retired_at) \
+                     VALUES ($1, $2, $3, $4, $5, NULL)",
+                )
+                .bind(&key.kid)
+                .bind(&key.alg)
+                .bind(&key.public_jwk)
+                .bind(&key.sealed_private)
+                .bind(key.created_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
             }
         }
     };

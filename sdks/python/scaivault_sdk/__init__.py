@@ -74,6 +74,7 @@ from .models import (
     VersionHistory,
     VersionInfo,
     WhoAmI,
+    TokenIntrospection,
     WriteResult,
 )
 
@@ -127,6 +128,7 @@ __all__ = [
     "HistoryEntry",
     "VersionHistory",
     "WhoAmI",
+    "TokenIntrospection",
     "Lease",
     "AuditChainBreak",
     "AuditAnchor",

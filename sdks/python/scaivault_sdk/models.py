@@ -33,6 +33,7 @@ __all__ = [
     "HistoryEntry",
     "VersionHistory",
     "WhoAmI",
+    "TokenIntrospection",
     "Lease",
     "TokenInfo",
     "CreatedToken",
@@ -388,6 +389,19 @@ class WhoAmI(Model):
     roles: list[str] = field(default_factory=list)
     mfa_verified_at: datetime | None = _ts()
     token_expires_at: datetime | None = _ts()
+
+
+@dataclass
+class TokenIntrospection(Model):
+    """``POST /v1/auth/introspect``: ``active`` is False (and nothing else set) for any bad token."""
+
+    active: bool = False
+    identity_id: str | None = None
+    identity_type: str | None = None
+    tenant_id: str | None = None
+    scopes: list[str] = field(default_factory=list)
+    expires_at: datetime | None = _ts()
+    issued_at: datetime | None = _ts()
 
 
 @dataclass
@@ -784,6 +798,8 @@ __all__ += [
     "AuditExport",
     "AuditExportPage",
 ]
+
+
 # -- policies ----------------------------------------------------------------------------------
 
 

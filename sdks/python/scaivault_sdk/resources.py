@@ -14,6 +14,11 @@ from urllib.parse import quote
 
 from ._core import Call
 from .models import (
+    Policy,
+    PolicyBinding,
+    PolicyDeletion,
+    PolicyPage,
+    PolicyTestResult,
     Group,
     GroupPage,
     Identity,
@@ -26,11 +31,6 @@ from .models import (
     UserPage,
     AuditExport,
     AuditExportPage,
-    Policy,
-    PolicyBinding,
-    PolicyDeletion,
-    PolicyPage,
-    PolicyTestResult,
     AuditLogPage,
     AuditSummary,
     AuditVerification,
@@ -50,6 +50,7 @@ from .models import (
     SecretType,
     VersionHistory,
     WhoAmI,
+    TokenIntrospection,
     WriteResult,
 )
 
@@ -353,6 +354,19 @@ class AuthResource(_Resource):
     def whoami(self) -> WhoAmI:
         """The identity, tenant and scopes of the token in use."""
         return self._run(Call("GET", "/v1/auth/whoami", WhoAmI.from_dict))
+
+    def introspect(self, token: str) -> TokenIntrospection:
+        """Validate ``token`` without using it (needs the ``admin`` scope); a bad, expired or
+        revoked token gives ``active=False``, not an error."""
+        return self._run(
+            Call(
+                "POST",
+                "/v1/auth/introspect",
+                TokenIntrospection.from_dict,
+                json={"token": token},
+                idempotent=True,
+            )
+        )
 
 
 class AuditResource(_Resource):
@@ -713,123 +727,6 @@ class IdentityResource(_Resource):
                 "POST",
                 f"/v1/identity/tenants/{_escape(tenant_id)}/users",
                 Identity.from_dict,
-def _policy_body(
-    name: str | None,
-    rules: Iterable[Mapping[str, Any]] | None,
-    description: str | None,
-    scope: str | None,
-    is_active: bool | None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    if name is not None:
-        body["name"] = name
-    if rules is not None:
-        body["rules"] = [dict(r) for r in rules]
-    if description is not None:
-        body["description"] = description
-    if scope is not None:
-        body["scope"] = scope
-    if is_active is not None:
-        body["is_active"] = is_active
-    return body
-
-
-class PoliciesResource(_Resource):
-    """``client.policies``: access policies and their bindings (``/v1/policies``).
-
-    Reading needs ``policies:read``; changes need ``policies:write`` and an admin role.
-    """
-
-    def create(
-        self,
-        name: str,
-        rules: Iterable[Mapping[str, Any]],
-        description: str | None = None,
-        scope: str | None = None,
-        is_active: bool | None = None,
-    ) -> Policy:
-        """A new policy; ``rules`` are dicts with ``path_pattern``, ``permissions``, ``conditions``."""
-        body = _policy_body(name, rules, description, scope, is_active)
-        return self._run(Call("POST", "/v1/policies", Policy.from_dict, json=body))
-
-    def get(self, policy_id: str) -> Policy:
-        """One policy with its rules and bindings."""
-        return self._run(Call("GET", f"/v1/policies/{_escape(policy_id)}", Policy.from_dict))
-
-    def list(
-        self,
-        scope: str | None = None,
-        include_inactive: bool = False,
-        limit: int | None = None,
-        cursor: str | None = None,
-    ) -> PolicyPage:
-        """One page of policies (ordered by id); pass ``cursor=page.cursor`` for the next."""
-        params = {
-            "scope": scope,
-            "include_inactive": _bool(include_inactive),
-            "limit": limit,
-            "cursor": cursor,
-        }
-        return self._run(Call("GET", "/v1/policies", PolicyPage.from_dict, params=params))
-
-    def list_for_path(self, path: str, permission: str | None = None) -> list[Policy]:
-        """The policies with a rule matching ``path`` (and granting ``permission``, if given)."""
-        return self._run(
-            Call(
-                "GET",
-                "/v1/policies",
-                lambda body: [Policy.from_dict(p) for p in (body or {}).get("policies", [])],
-                params={"path": path, "permission": permission},
-            )
-        )
-
-    def update(
-        self,
-        policy_id: str,
-        name: str | None = None,
-        rules: Iterable[Mapping[str, Any]] | None = None,
-        description: str | None = None,
-        is_active: bool | None = None,
-        replace: bool = False,
-    ) -> Policy:
-        """Changes the given fields (``PATCH``), or with ``replace=True`` replaces the policy
-        (``PUT``: name and rules required). Bindings are kept either way."""
-        body = _policy_body(name, rules, description, None, is_active)
-        method = "PUT" if replace else "PATCH"
-        return self._run(
-            Call(method, f"/v1/policies/{_escape(policy_id)}", Policy.from_dict, json=body)
-        )
-
-    def delete(self, policy_id: str, force: bool = False) -> PolicyDeletion:
-        """Deletes a policy; a bound one only with ``force=True`` (else ``policy_in_use``)."""
-        return self._run(
-            Call(
-                "DELETE",
-                f"/v1/policies/{_escape(policy_id)}",
-                PolicyDeletion.from_dict,
-                params={"force": _bool(force)},
-            )
-        )
-
-    def bind(
-        self,
-        policy_id: str,
-        identity_id: str,
-        identity_type: str | None = None,
-        expires_at: TimeArg = None,
-    ) -> PolicyBinding:
-        """Binds the policy to ``user:…``, ``sa:…`` or ``group:…`` (type inferred from the prefix)."""
-        if identity_type is None:
-            prefix = identity_id.split(":", 1)[0]
-            identity_type = {"sa": "service_account", "group": "group"}.get(prefix, "user")
-        body: dict[str, Any] = {"identity_type": identity_type, "identity_id": identity_id}
-        if expires_at is not None:
-            body["expires_at"] = _time(expires_at)
-        return self._run(
-            Call(
-                "POST",
-                f"/v1/policies/{_escape(policy_id)}/bindings",
-                PolicyBinding.from_dict,
                 json=body,
             )
         )
@@ -959,6 +856,131 @@ class PoliciesResource(_Resource):
                 f"/v1/identity/users/{_escape(user_id, safe=':@')}/roles",
                 RoleAssignment.from_dict,
                 json={"roles": list(roles)},
+            )
+        )
+
+
+def _policy_body(
+    name: str | None,
+    rules: Iterable[Mapping[str, Any]] | None,
+    description: str | None,
+    scope: str | None,
+    is_active: bool | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if name is not None:
+        body["name"] = name
+    if rules is not None:
+        body["rules"] = [dict(r) for r in rules]
+    if description is not None:
+        body["description"] = description
+    if scope is not None:
+        body["scope"] = scope
+    if is_active is not None:
+        body["is_active"] = is_active
+    return body
+
+
+class PoliciesResource(_Resource):
+    """``client.policies``: access policies and their bindings (``/v1/policies``).
+
+    Reading needs ``policies:read``; changes need ``policies:write`` and an admin role.
+    """
+
+    def create(
+        self,
+        name: str,
+        rules: Iterable[Mapping[str, Any]],
+        description: str | None = None,
+        scope: str | None = None,
+        is_active: bool | None = None,
+    ) -> Policy:
+        """A new policy; ``rules`` are dicts with ``path_pattern``, ``permissions``, ``conditions``."""
+        body = _policy_body(name, rules, description, scope, is_active)
+        return self._run(Call("POST", "/v1/policies", Policy.from_dict, json=body))
+
+    def get(self, policy_id: str) -> Policy:
+        """One policy with its rules and bindings."""
+        return self._run(Call("GET", f"/v1/policies/{_escape(policy_id)}", Policy.from_dict))
+
+    def list(
+        self,
+        scope: str | None = None,
+        include_inactive: bool = False,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> PolicyPage:
+        """One page of policies (ordered by id); pass ``cursor=page.cursor`` for the next."""
+        params = {
+            "scope": scope,
+            "include_inactive": _bool(include_inactive),
+            "limit": limit,
+            "cursor": cursor,
+        }
+        return self._run(Call("GET", "/v1/policies", PolicyPage.from_dict, params=params))
+
+    def list_for_path(self, path: str, permission: str | None = None) -> list[Policy]:
+        """The policies with a rule matching ``path`` (and granting ``permission``, if given)."""
+        return self._run(
+            Call(
+                "GET",
+                "/v1/policies",
+                lambda body: [Policy.from_dict(p) for p in (body or {}).get("policies", [])],
+                params={"path": path, "permission": permission},
+            )
+        )
+
+    def update(
+        self,
+        policy_id: str,
+        name: str | None = None,
+        rules: Iterable[Mapping[str, Any]] | None = None,
+        description: str | None = None,
+        is_active: bool | None = None,
+        replace: bool = False,
+    ) -> Policy:
+        """Changes the given fields (``PATCH``), or with ``replace=True`` replaces the policy
+        (``PUT``: name and rules required). Bindings are kept either way."""
+        body = _policy_body(name, rules, description, None, is_active)
+        method = "PUT" if replace else "PATCH"
+        return self._run(
+            Call(method, f"/v1/policies/{_escape(policy_id)}", Policy.from_dict, json=body)
+        )
+
+    def delete(self, policy_id: str, force: bool = False) -> PolicyDeletion:
+        """Deletes a policy; a bound one only with ``force=True`` (else ``policy_in_use``)."""
+        return self._run(
+            Call(
+                "DELETE",
+                f"/v1/policies/{_escape(policy_id)}",
+                PolicyDeletion.from_dict,
+                params={"force": _bool(force)},
+            )
+        )
+
+    def bind(
+        self,
+        policy_id: str,
+        identity_id: str,
+        identity_type: str | None = None,
+        expires_at: TimeArg = None,
+    ) -> PolicyBinding:
+        """Binds the policy to ``user:…``, ``sa:…`` or ``group:…`` (type inferred from the prefix)."""
+        if identity_type is None:
+            prefix = identity_id.split(":", 1)[0]
+            identity_type = {"sa": "service_account", "group": "group"}.get(prefix, "user")
+        body: dict[str, Any] = {"identity_type": identity_type, "identity_id": identity_id}
+        if expires_at is not None:
+            body["expires_at"] = _time(expires_at)
+        return self._run(
+            Call(
+                "POST",
+                f"/v1/policies/{_escape(policy_id)}/bindings",
+                PolicyBinding.from_dict,
+                json=body,
+            )
+        )
+
     def unbind(self, policy_id: str, binding_id: str) -> None:
         """Removes a binding."""
         return self._run(

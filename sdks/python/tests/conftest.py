@@ -39,7 +39,6 @@ AREA_ISSUES = {
     "rotation": "rotation (not filed yet)",
     "audit": "#6 audit query API",
     "pki": "pki (not filed yet)",
-    "auth_token": "#4 service accounts / POST /v1/auth/token",
 }
 
 

@@ -409,7 +409,6 @@ async def test_reference_authenticate(vault_env: Vault) -> None:
     assert me.identity_id and "admin" in me.scopes
 
 
-@pending("auth_token")
 async def test_reference_client_credentials(vault_env: Vault,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     # An unknown service account must be refused by the server's token endpoint.

@@ -11,10 +11,44 @@ use super::{AuthCommand, GlobalOpts};
 
 pub async fn run(cmd: AuthCommand, global: &GlobalOpts) -> Result<(), ApiError> {
     match cmd {
-        AuthCommand::Login { token } => login(token.map(|t| t.0), global).await,
+        AuthCommand::Login {
+            client_id: Some(id),
+            client_secret: Some(secret),
+            ..
+        } => {
+            let token = client_credentials(&id, &secret.0, global).await?;
+            login(Some(token), global).await
+        }
+        AuthCommand::Login { token, .. } => login(token.map(|t| t.0), global).await,
         AuthCommand::Whoami => whoami(global).await,
         AuthCommand::Logout => logout(global),
     }
+}
+
+/// `POST /v1/auth/token` with client credentials; the access token (valid 1 h).
+async fn client_credentials(
+    id: &str,
+    secret: &str,
+    global: &GlobalOpts,
+) -> Result<String, ApiError> {
+    let settings = Settings::resolve(global.url.as_deref())?;
+    let mut opts = settings.client_options(None);
+    opts.token = None;
+    let client = ApiClient::new(&opts)?;
+    let url = client.url(&["v1", "auth", "token"], &[])?;
+    let r = client
+        .post(
+            url,
+            &json!({"grant_type": "client_credentials", "client_id": id, "client_secret": secret}),
+        )
+        .await?;
+    r.body
+        .get("access_token")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::general("token_invalid", "the token endpoint sent no access_token")
+        })
 }
 
 fn read_token_from_stdin() -> Result<String, ApiError> {

@@ -9,6 +9,7 @@ mod auth;
 mod config;
 mod config_cmd;
 pub mod http;
+mod identity;
 mod output;
 mod policies;
 mod secrets;
@@ -66,6 +67,12 @@ pub enum ClientCommand {
     /// Manage access policies and bindings, and test decisions
     #[command(subcommand)]
     Policies(policies::PoliciesCommand),
+    /// Personal access tokens: create (shown once), list, revoke
+    #[command(subcommand)]
+    Tokens(identity::TokensCommand),
+    /// Service accounts with client credentials
+    #[command(subcommand, name = "service-accounts")]
+    ServiceAccounts(identity::ServiceAccountsCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -87,11 +94,18 @@ pub enum ConfigCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum AuthCommand {
-    /// Verify a token with the server and store it in the config file
+    /// Verify a token with the server and store it in the config file; with --client-id and
+    /// --client-secret, obtain a 1 h token by client credentials and store that
     Login {
         /// Bearer token; read from stdin when omitted
-        #[arg(long, value_name = "TOKEN")]
+        #[arg(long, value_name = "TOKEN", conflicts_with = "client_id")]
         token: Option<Sensitive>,
+        /// Service-account client id (sac_…)
+        #[arg(long, value_name = "ID", requires = "client_secret")]
+        client_id: Option<String>,
+        /// Service-account client secret
+        #[arg(long, value_name = "SECRET", requires = "client_id")]
+        client_secret: Option<Sensitive>,
     },
     /// Show the identity behind the current token
     Whoami,
@@ -156,6 +170,8 @@ async fn dispatch(cmd: ClientCommand, global: &GlobalOpts) -> Result<(), ApiErro
         ClientCommand::Secrets(c) => secrets::run(c, global).await,
         ClientCommand::Audit(c) => audit::run(c, global).await,
         ClientCommand::Policies(c) => policies::run(c, global).await,
+        ClientCommand::Tokens(c) => identity::run_tokens(c, global).await,
+        ClientCommand::ServiceAccounts(c) => identity::run_service_accounts(c, global).await,
     }
 }
 

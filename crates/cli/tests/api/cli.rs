@@ -1778,3 +1778,147 @@ async fn missing_scope_exits_3() {
         .server_error(3, "insufficient_scope");
     assert_eq!(srv.read("app/scoped/x").await["data"], json!({"k": "v"}));
 }
+
+/// `scaivault tokens …`, `scaivault service-accounts …` and `auth login --client-id/--client-secret`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_and_service_accounts_commands() {
+    let srv = spawn(Backend::Sqlite).await;
+    let cli = Cli::logged_in(&srv);
+
+    // Tokens: create (value once), list, revoke; the revoked token is refused (exit 2).
+    let out = cli
+        .run(&[
+            "--json",
+            "tokens",
+            "create",
+            "--name",
+            "ci",
+            "--scope",
+            "secrets:read",
+            "--expires-in",
+            "7d",
+        ])
+        .await;
+    let created = out.ok().json();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("skt_"));
+    let out = cli.run(&["tokens", "list"]).await;
+    out.ok();
+    assert!(
+        out.stdout.contains(&id) && out.stdout.contains("ci") && !out.stdout.contains(&token),
+        "{out}"
+    );
+    cli.run(&["tokens", "revoke", &id]).await.ok();
+    cli.run_env(&["auth", "whoami"], &[("SCAIVAULT_TOKEN", &token)])
+        .await
+        .error(2, "token_revoked");
+    cli.run(&["tokens", "revoke", "tok_nope"])
+        .await
+        .error(4, "not_found");
+
+    // Service accounts: create (secret once), list, get, rotate, delete.
+    let out = cli
+        .run(&[
+            "--json",
+            "service-accounts",
+            "create",
+            "deployer",
+            "--scope",
+            "secrets:read",
+            "--group",
+            "group:ci",
+            "--description",
+            "deploys",
+        ])
+        .await;
+    let sa = out.ok().json();
+    let client_id = sa["client_id"].as_str().unwrap().to_owned();
+    let secret = sa["client_secret"].as_str().unwrap().to_owned();
+    let out = cli.run(&["service-accounts", "list"]).await;
+    out.ok();
+    assert!(
+        out.stdout.contains("sa:deployer")
+            && out.stdout.contains(&client_id)
+            && !out.stdout.contains(&secret),
+        "{out}"
+    );
+    let got = cli
+        .run(&["--json", "service-accounts", "get", "deployer"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(got["scopes"], json!(["secrets:read"]));
+    cli.run(&["service-accounts", "get", "nobody"])
+        .await
+        .error(4, "not_found");
+    cli.run(&["service-accounts", "create", "Bad Name"])
+        .await
+        .error(5, "validation_error");
+
+    // Log in with client credentials in a fresh client: the stored token is the service account's.
+    let other = Cli::new();
+    let out = other
+        .run(&[
+            "--url",
+            &srv.base_url,
+            "auth",
+            "login",
+            "--client-id",
+            &client_id,
+            "--client-secret",
+            &secret,
+        ])
+        .await;
+    out.ok();
+    assert!(out.stdout.contains("sa:deployer"), "{out}");
+    let stored = other.read_config()["token"].as_str().unwrap().to_owned();
+    assert!(stored.starts_with("eyJ"));
+    let me = other
+        .run(&["--url", &srv.base_url, "--json", "auth", "whoami"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(me["identity_type"], "service_account");
+    Cli::new()
+        .run(&[
+            "--url",
+            &srv.base_url,
+            "auth",
+            "login",
+            "--client-id",
+            &client_id,
+            "--client-secret",
+            "wrong",
+        ])
+        .await
+        .error(2, "token_invalid");
+
+    // Rotation without grace retires the old secret; delete disables the account and its token.
+    let rotated = cli
+        .run(&["--json", "service-accounts", "rotate-secret", "sa:deployer"])
+        .await
+        .ok()
+        .json();
+    assert_ne!(rotated["client_secret"].as_str().unwrap(), secret);
+    Cli::new()
+        .run(&[
+            "--url",
+            &srv.base_url,
+            "auth",
+            "login",
+            "--client-id",
+            &client_id,
+            "--client-secret",
+            &secret,
+        ])
+        .await
+        .error(2, "token_invalid");
+    cli.run(&["service-accounts", "delete", "deployer"])
+        .await
+        .ok();
+    other
+        .run(&["--url", &srv.base_url, "auth", "whoami"])
+        .await
+        .error(2, "token_revoked");
+}

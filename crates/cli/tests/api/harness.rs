@@ -56,6 +56,9 @@ pub struct TestServer {
     pg_db: Option<String>,
     logs: Arc<Mutex<Vec<String>>>,
     client: reqwest::Client,
+    /// Extra environment for the server process (e.g. `REDIS_URL`, `SCAIVAULT_EXTERNAL_ISSUERS`);
+    /// change it and `restart()` to apply.
+    pub env: Vec<(String, String)>,
     // Dropped last: the data directory outlives the child that writes into it.
     _tmp: tempfile::TempDir,
 }
@@ -96,6 +99,33 @@ pub async fn spawn_with_env(backend: Backend, env: &[(&str, &str)]) -> TestServe
         pg_db,
         logs: Arc::new(Mutex::new(Vec::new())),
         client,
+        env: Vec::new(),
+        _tmp: tmp,
+    };
+    server.start().await;
+    server
+}
+
+/// A second node on the same database and root key as `first` (PostgreSQL), with its own `env` and
+/// `rate_limits`. The database stays owned by `first`.
+pub async fn spawn_peer(first: &TestServer, env: Vec<(String, String)>) -> TestServer {
+    let tmp = tempfile::Builder::new()
+        .prefix("scaivault-peer-")
+        .tempdir()
+        .expect("create temp dir");
+    let mut server = TestServer {
+        base_url: String::new(),
+        admin_token: first.admin_token.clone(),
+        data_dir: first.data_dir.clone(),
+        database_url: first.database_url.clone(),
+        backend: first.backend,
+        rate_limits: first.rate_limits.clone(),
+        extra_env: first.extra_env.clone(),
+        child: None,
+        pg_db: None,
+        logs: Arc::new(Mutex::new(Vec::new())),
+        client: authed_client(&first.admin_token),
+        env,
         _tmp: tmp,
     };
     server.start().await;
@@ -154,6 +184,10 @@ impl TestServer {
             .env_remove("DATABASE_URL")
             .env_remove("REDIS_URL")
             .env_remove("BIND_ADDRESS")
+            .env_remove("SCAIKEY_URL")
+            .env_remove("SCAIKEY_JWKS_URL")
+            .env_remove("SCAIVAULT_EXTERNAL_ISSUERS")
+            .env_remove("SCAIVAULT_REDIS_PREFIX")
             .env("SCAIVAULT_RATE_LIMITS", &self.rate_limits)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -161,7 +195,7 @@ impl TestServer {
         if let Some(url) = &self.database_url {
             cmd.env("DATABASE_URL", url);
         }
-        for (k, v) in &self.extra_env {
+        for (k, v) in self.extra_env.iter().chain(&self.env) {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn the scaivault binary");

@@ -200,7 +200,8 @@ async fn batch_read(state: &AppState, ctx: &Ctx, body: Map<String, Value>) -> Ap
     let n = u32::try_from(retrieved).unwrap_or(u32::MAX);
     state
         .rate
-        .take(&ctx.rate_key(), crate::ratelimit::Category::Read, n, true);
+        .take_shared(&ctx.rate_key(), crate::ratelimit::Category::Read, n, true)
+        .await;
     Ok(Json(
         json!({ "secrets": secrets, "errors": errs, "retrieved": retrieved, "failed": failed }),
     )

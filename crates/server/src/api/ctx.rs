@@ -209,6 +209,7 @@ pub fn set_rate_headers(resp: &mut Response, d: &Decision) {
 
 fn is_public(path: &str) -> bool {
     matches!(path, "/v1/health" | "/v1/health/ready" | "/v1/version")
+        || super::oauth::is_public(path)
 }
 
 fn header_str(req: &Request, name: axum::http::HeaderName, max: usize) -> Option<String> {
@@ -269,7 +270,10 @@ pub async fn pipeline(State(state): State<AppState>, mut req: Request, next: Nex
         };
         req.extensions_mut().insert(ctx.clone());
         let category = Category::of(&method, req.uri().path());
-        let decision = state.rate.take(&ctx.rate_key(), category, 1, false);
+        let decision = state
+            .rate
+            .take_shared(&ctx.rate_key(), category, 1, false)
+            .await;
         let mut resp = if !decision.allowed {
             rate_limited(category, &decision)
         } else if let Some(e) = refusal {

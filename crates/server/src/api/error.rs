@@ -82,6 +82,7 @@ impl ApiError {
             )
             .with_details(json!({ "id": path }))
             .into(),
+            OpError::Exists => Error::new(ErrorCode::AlreadyExists, "Already exists").into(),
         }
     }
 }

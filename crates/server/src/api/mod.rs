@@ -9,9 +9,11 @@ pub mod cursor;
 pub mod error;
 pub mod extract;
 pub mod identity;
+pub mod oauth;
 pub mod policies;
 pub mod secret_policies;
 pub mod secrets;
+pub mod service_accounts;
 pub mod system;
 pub mod tokens;
 pub mod view;
@@ -46,6 +48,8 @@ fn routes(state: AppState) -> Router {
         .merge(secrets::router())
         .merge(policies::router())
         .merge(secret_policies::router())
+        .merge(oauth::router())
+        .merge(service_accounts::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
