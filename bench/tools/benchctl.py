@@ -241,6 +241,49 @@ def cmd_bao_setup(args) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# ScaiVault setup: a non-admin user whose token is restricted by a policy, like OpenBao's
+
+SV_POLICY_RULES = [{"path_pattern": "bench/**", "permissions": ["read", "write", "list"]}]
+
+
+def cmd_sv_setup(args) -> None:
+    a, ah = args.addr, {"Authorization": f"Bearer {args.admin_token}"}
+    user = "user:bench@scaivault.local"
+    st, body = request(a, "POST", "/v1/identity/tenants/tnt_default/users", ah,
+                       {"email": "bench@scaivault.local", "display_name": "benchmark",
+                        "scopes": ["secrets:read", "secrets:write", "secrets:list"]})
+    if st != 201:
+        die(f"scaivault user create: {st} {body}")
+    st, body = request(a, "POST", "/v1/policies", ah, {"name": "bench", "rules": SV_POLICY_RULES})
+    if st != 201:
+        die(f"scaivault policy create: {st} {body}")
+    pol = body["id"]
+    st, body = request(a, "POST", f"/v1/policies/{pol}/bindings", ah,
+                       {"identity_type": "user", "identity_id": user})
+    if st != 201:
+        die(f"scaivault policy binding: {st} {body}")
+    st, body = request(a, "POST", "/v1/auth/tokens", ah,
+                       {"identity_id": user, "name": "bench", "expires_in": "1d"})
+    if st != 201:
+        die(f"scaivault token create: {st} {body}")
+    token = body["token"]
+    th = {"Authorization": f"Bearer {token}"}
+    # the bench token must be allowed inside its policy and refused outside it
+    st, body = request(a, "PUT", "/v1/secrets/bench/warmup", th, {"data": {"value": "x"}})
+    if st not in (200, 201):
+        die(f"bench token cannot write bench/: {st} {body}")
+    for method, path, body in (("PUT", "/v1/secrets/other/x", {"data": {"v": "x"}}),
+                               ("GET", "/v1/audit/logs", None),
+                               ("GET", "/v1/policies", None)):
+        st, _ = request(a, method, path, th, body)
+        if st != 403:
+            die(f"bench token is not restricted: {method} {path} gave {st}")
+    request(a, "DELETE", "/v1/secrets/bench/warmup?permanent=true", ah)
+    Path(args.out).write_text(json.dumps({"token": token, "policy_id": pol, "identity_id": user}))
+    print(f"ScaiVault ready: {user} with policy {pol} ({SV_POLICY_RULES}), restricted token")
+
+
+# ---------------------------------------------------------------------------------------------
 # seed: write secrets bench/s<from>..bench/s<to-1> with a small asyncio HTTP/1.1 keep-alive client
 
 
@@ -648,6 +691,12 @@ def main() -> None:
     s.add_argument("--addr", required=True)
     s.add_argument("--out", required=True)
     s.set_defaults(fn=cmd_bao_setup)
+
+    s = sub.add_parser("sv-setup")
+    s.add_argument("--addr", required=True)
+    s.add_argument("--admin-token", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_sv_setup)
 
     s = sub.add_parser("seed")
     for a in ("--kind", "--addr", "--token"):
