@@ -6,7 +6,9 @@
 mod committer;
 mod model;
 mod ops;
+mod secret_cache;
 mod sql;
+mod sqlite_writer;
 
 pub use committer::Committer;
 pub use model::*;
@@ -26,6 +28,8 @@ pub enum StoreError {
     Closed,
     #[error("{0}")]
     Config(String),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

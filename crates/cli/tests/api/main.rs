@@ -29,6 +29,7 @@ macro_rules! both {
 
 mod audit;
 mod batch;
+mod cache;
 mod cli;
 mod durability;
 mod encryption;
