@@ -7,7 +7,9 @@ mod committer;
 mod identity;
 mod model;
 mod ops;
+mod secret_cache;
 mod sql;
+mod sqlite_writer;
 
 pub use committer::Committer;
 pub use identity::{IdentityOp, IdentityQuery, IdentityStore, MemberRow, Page};
@@ -28,6 +30,8 @@ pub enum StoreError {
     Closed,
     #[error("{0}")]
     Config(String),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -126,7 +126,7 @@ fn audit_where(q: &crate::model::AuditQuery, with_cursor: bool) -> (String, Vec<
 
 /// PostgreSQL text cannot hold NUL; an entry must never fail its whole commit batch over one, so NULs in
 /// client-supplied fields are replaced before the entry is hashed and stored.
-fn sanitize(e: &AuditEntry) -> AuditEntry {
+pub(crate) fn sanitize(e: &AuditEntry) -> AuditEntry {
     let fix = |s: &str| {
         if s.contains('\0') {
             s.replace('\0', "\u{FFFD}")
@@ -170,6 +170,8 @@ macro_rules! impl_store {
             /// Audit chain heads as last committed, when this process is the database's only writer
             /// (SQLite). PostgreSQL nodes share the database and lock the head row instead.
             heads: Option<parking_lot::Mutex<HashMap<String, Head>>>,
+            /// SQLite only: the writer thread and the secret cache (see sqlite_writer.rs).
+            fast: Option<crate::sqlite_writer::SqliteWriter>,
         }
 
         impl $name {
@@ -1209,6 +1211,10 @@ macro_rules! impl_store {
             }
 
             async fn get_secret(&self, tenant_id: &str, path: &str) -> Result<Option<SecretRow>> {
+                if self.fast.is_some() {
+                    // Through the secret cache (a write checks the current version here).
+                    return Ok(self.get_secret_value(tenant_id, path, None).await?.map(|(s, _)| s));
+                }
                 let sql = format!("SELECT {SECRET_COLS} FROM secrets WHERE tenant_id = $1 AND path = $2");
                 let r = sqlx::query(&sql).bind(tenant_id).bind(path).fetch_optional(&self.read).await?;
                 Ok(r.map(|r| Self::secret_from_row(&r, 0)).transpose()?)
@@ -1230,8 +1236,23 @@ macro_rules! impl_store {
                 paths: &[String],
                 version: Option<i64>,
             ) -> Result<Vec<(SecretRow, Option<VersionRow>)>> {
+                // SQLite: the newest versions come from the cache where they are there; only misses are read.
+                let (mut hits, mut misses, mut epoch) = (Vec::new(), Vec::new(), None);
+                let paths = match (&self.fast, version) {
+                    (Some(fast), None) => {
+                        epoch = Some(fast.cache().epoch());
+                        for p in paths {
+                            match fast.cache().get(tenant_id, p) {
+                                Some(hit) => hits.push(hit),
+                                None => misses.push(p.clone()),
+                            }
+                        }
+                        &misses[..]
+                    }
+                    _ => paths,
+                };
                 if paths.is_empty() {
-                    return Ok(vec![]);
+                    return Ok(hits);
                 }
                 let cols: String = SECRET_COLS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ");
                 let vcols: String = VERSION_COLS.split(", ").map(|c| format!("v.{c}")).collect::<Vec<_>>().join(", ");
@@ -1258,6 +1279,10 @@ macro_rules! impl_store {
                     };
                     out.push((secret, v));
                 }
+                if let (Some(fast), Some(epoch)) = (&self.fast, epoch) {
+                    fast.cache().fill(epoch, out.iter().cloned());
+                }
+                out.append(&mut hits);
                 Ok(out)
             }
 
@@ -1524,6 +1549,11 @@ macro_rules! impl_store {
             }
 
             async fn apply(&self, ops: Vec<WriteOp>) -> Result<Vec<std::result::Result<OpOutcome, OpError>>> {
+                if let Some(fast) = &self.fast {
+                    if ops.iter().all(crate::sqlite_writer::SqliteWriter::supports) {
+                        return fast.apply(ops).await;
+                    }
+                }
                 let mut tx = self.write.begin().await?;
                 // Heads are filled from the cache (SQLite) or the database as tenants come up.
                 let mut batch = AuditBatch::default();
@@ -1593,6 +1623,9 @@ macro_rules! impl_store {
                     q.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
+                if let Some(fast) = &self.fast {
+                    fast.cache().clear();
+                }
                 if let Some(cache) = &self.heads {
                     cache.lock().extend(heads);
                 }
@@ -1963,12 +1996,29 @@ impl SqliteStore {
         let read = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(2)
-            .connect_with(opts.read_only(true))
+            // Rows cross from sqlx's worker thread in a bounded channel: a list of 1,000 rows should
+            // not ping-pong between the threads every 50 rows.
+            .connect_with(opts.clone().read_only(true).row_buffer_size(1024))
             .await?;
+        // Commit batches run on a writer thread of their own (sqlite_writer.rs), which serves a secret
+        // cache; an in-memory database cannot be opened twice, so it keeps the sqlx path only.
+        let file = opts.get_filename();
+        let fast = if file.as_os_str().is_empty() || file.as_os_str() == ":memory:" {
+            None
+        } else {
+            let cache = std::sync::Arc::new(crate::secret_cache::SecretCache::default());
+            Some(crate::sqlite_writer::SqliteWriter::open(
+                file, cache, 16_000,
+            )?)
+        };
         Ok(SqliteStore {
             read,
             write,
-            heads: Some(parking_lot::Mutex::new(HashMap::new())),
+            // With the writer thread, both paths read the committed head inside their transaction.
+            heads: fast
+                .is_none()
+                .then(|| parking_lot::Mutex::new(HashMap::new())),
+            fast,
         })
     }
 }
@@ -1987,6 +2037,7 @@ impl PgStore {
             read: pool.clone(),
             write: pool,
             heads: None,
+            fast: None,
         })
     }
 }

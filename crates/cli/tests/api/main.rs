@@ -30,6 +30,7 @@ macro_rules! both {
 mod audit;
 mod audit_export;
 mod batch;
+mod cache;
 mod cli;
 mod durability;
 mod encryption;

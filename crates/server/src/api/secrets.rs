@@ -712,6 +712,14 @@ async fn list(State(state): State<AppState>, ctx: Ctx, q: QueryMap) -> ApiResult
         None
     };
     rows.retain(|r| state.authz.check(&ctx, Permission::List, &r.path).is_ok());
+    if !include_metadata {
+        let page = view::ListPage {
+            secrets: rows.iter().map(view::list_item_short).collect(),
+            cursor,
+            has_more,
+        };
+        return Ok(Json(page).into_response());
+    }
     let items: Vec<Value> = if include_metadata {
         let paths: Vec<String> = rows.iter().map(|r| r.path.clone()).collect();
         let counts: std::collections::HashMap<String, i64> = state

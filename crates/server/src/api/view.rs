@@ -94,9 +94,110 @@ pub fn list_item(s: &SecretRow, full: Option<(i64, Option<&AccessStats>)>) -> Va
     }
 }
 
+/// The short list item of [`list_item`], serialised straight from the row: no JSON tree per row and
+/// only the tags read from the stored metadata. Same bytes as `list_item(s, None)` (fields in the
+/// sorted order serde_json gives an object; a test checks they agree).
+#[derive(serde::Serialize)]
+pub struct ListItem<'a> {
+    expires_at: Option<String>,
+    path: &'a str,
+    secret_type: &'a str,
+    tags: Vec<String>,
+    updated_at: String,
+    version: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct TagsOnly {
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+pub fn list_item_short(s: &SecretRow) -> ListItem<'_> {
+    let tags = if s.metadata == "{}" {
+        Vec::new()
+    } else {
+        serde_json::from_str::<TagsOnly>(&s.metadata)
+            .map(|t| t.tags)
+            .unwrap_or_default()
+    };
+    ListItem {
+        expires_at: opt_rfc3339(s.expires_at),
+        path: &s.path,
+        secret_type: &s.secret_type,
+        tags,
+        updated_at: rfc3339(s.updated_at),
+        version: s.current_version,
+    }
+}
+
+/// A page of `GET /v1/secrets` (keys in serde_json's sorted order).
+#[derive(serde::Serialize)]
+pub struct ListPage<T> {
+    pub cursor: Option<String>,
+    pub has_more: bool,
+    pub secrets: Vec<T>,
+}
+
 pub fn extra(pairs: &[(&str, Value)]) -> Map<String, Value> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(metadata: &str, expires_at: Option<i64>) -> SecretRow {
+        SecretRow {
+            tenant_id: "t".into(),
+            path: "a/b\"c".into(),
+            secret_type: "kv".into(),
+            current_version: 3,
+            max_versions: 10,
+            metadata: metadata.into(),
+            created_at: 1,
+            updated_at: 1_776_967_200_123_456,
+            expires_at,
+            rotation_policy_id: None,
+            secret_policy_id: None,
+            created_by: "x".into(),
+            updated_by: "x".into(),
+            deleted_at: None,
+            deleted_by: None,
+            recoverable_until: None,
+            restored_at: None,
+            restored_by: None,
+        }
+    }
+
+    #[test]
+    fn short_list_item_is_the_same_json_as_the_tree() {
+        for r in [
+            row("{}", None),
+            row(
+                r#"{"tags":["x","y"],"description":"d","custom":{"k":1}}"#,
+                Some(5),
+            ),
+            row("not json", None),
+        ] {
+            assert_eq!(
+                serde_json::to_string(&list_item_short(&r)).unwrap(),
+                serde_json::to_string(&list_item(&r, None)).unwrap()
+            );
+        }
+        let empty = row("{}", None);
+        let page = ListPage {
+            cursor: None,
+            has_more: false,
+            secrets: vec![list_item_short(&empty)],
+        };
+        let tree = json!({ "secrets": [list_item(&row("{}", None), None)], "cursor": null, "has_more": false });
+        assert_eq!(
+            serde_json::to_string(&page).unwrap(),
+            serde_json::to_string(&tree).unwrap()
+        );
+    }
 }
