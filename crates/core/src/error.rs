@@ -136,6 +136,15 @@ pub struct FieldError {
     pub message: String,
 }
 
+impl FieldError {
+    pub fn new(field: &str, message: &str) -> FieldError {
+        FieldError {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+}
+
 /// A client-facing error: code, human message, optional details. Never carries secret values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Error {

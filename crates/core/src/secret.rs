@@ -72,7 +72,7 @@ impl Metadata {
     pub fn from_json(v: &Value, base: Option<&Metadata>, errors: &mut Vec<FieldError>) -> Metadata {
         let mut m = base.cloned().unwrap_or_default();
         let Some(obj) = v.as_object() else {
-            errors.push(fe("metadata", "must be an object"));
+            errors.push(FieldError::new("metadata", "must be an object"));
             return m;
         };
         for (k, val) in obj {
@@ -82,16 +82,16 @@ impl Metadata {
                     Value::String(s) if s.len() <= MAX_DESCRIPTION_LEN => {
                         m.description = Some(s.clone())
                     }
-                    Value::String(_) => errors.push(fe(
+                    Value::String(_) => errors.push(FieldError::new(
                         "metadata.description",
                         "must be at most 4096 characters",
                     )),
-                    _ => errors.push(fe("metadata.description", "must be a string")),
+                    _ => errors.push(FieldError::new("metadata.description", "must be a string")),
                 },
                 "owner" => match val {
                     Value::Null => m.owner = None,
                     Value::String(s) if s.len() <= 256 => m.owner = Some(s.clone()),
-                    _ => errors.push(fe(
+                    _ => errors.push(FieldError::new(
                         "metadata.owner",
                         "must be a string of at most 256 characters",
                     )),
@@ -107,23 +107,26 @@ impl Metadata {
                                         tags.push(s.to_owned());
                                     }
                                 }
-                                _ => errors.push(fe(
+                                _ => errors.push(FieldError::new(
                                     &format!("metadata.tags[{i}]"),
                                     "must be a non-empty string of at most 64 characters",
                                 )),
                             }
                         }
                         if items.len() > MAX_TAGS {
-                            errors.push(fe("metadata.tags", "at most 50 tags"));
+                            errors.push(FieldError::new("metadata.tags", "at most 50 tags"));
                         }
                         m.tags = tags;
                     }
-                    _ => errors.push(fe("metadata.tags", "must be an array of strings")),
+                    _ => errors.push(FieldError::new(
+                        "metadata.tags",
+                        "must be an array of strings",
+                    )),
                 },
                 "custom" => match val {
                     Value::Null => m.custom.clear(),
                     Value::Object(o) => m.custom = o.clone(),
-                    _ => errors.push(fe("metadata.custom", "must be an object")),
+                    _ => errors.push(FieldError::new("metadata.custom", "must be an object")),
                 },
                 other => {
                     m.custom.insert(other.to_owned(), val.clone());
@@ -131,16 +134,9 @@ impl Metadata {
             }
         }
         if serde_json::to_vec(&m).map(|b| b.len()).unwrap_or(0) > 64 * 1024 {
-            errors.push(fe("metadata", "must be at most 64 KiB"));
+            errors.push(FieldError::new("metadata", "must be at most 64 KiB"));
         }
         m
-    }
-}
-
-fn fe(field: &str, message: &str) -> FieldError {
-    FieldError {
-        field: field.to_owned(),
-        message: message.to_owned(),
     }
 }
 
@@ -151,7 +147,7 @@ pub fn validate_data(ty: SecretType, data: &Map<String, Value>, errors: &mut Vec
         SecretType::Kv | SecretType::ApiKey => {
             for (k, v) in data {
                 if v.is_object() || v.is_array() {
-                    errors.push(fe(
+                    errors.push(FieldError::new(
                         &format!("data.{k}"),
                         "kv values must be strings, numbers or booleans",
                     ));
@@ -161,11 +157,11 @@ pub fn validate_data(ty: SecretType, data: &Map<String, Value>, errors: &mut Vec
         SecretType::Certificate => {
             match data.get("cert_pem") {
                 Some(Value::String(s)) if is_pem_certificate(s) => {}
-                Some(_) => errors.push(fe(
+                Some(_) => errors.push(FieldError::new(
                     "data.cert_pem",
                     "must be a PEM-encoded X.509 certificate",
                 )),
-                None => errors.push(fe(
+                None => errors.push(FieldError::new(
                     "data.cert_pem",
                     "is required for secret_type certificate",
                 )),
@@ -174,7 +170,10 @@ pub fn validate_data(ty: SecretType, data: &Map<String, Value>, errors: &mut Vec
                 match data.get(key) {
                     None | Some(Value::Null) => {}
                     Some(Value::String(s)) if looks_like_pem(s) => {}
-                    Some(_) => errors.push(fe(&format!("data.{key}"), "must be PEM-encoded")),
+                    Some(_) => errors.push(FieldError::new(
+                        &format!("data.{key}"),
+                        "must be PEM-encoded",
+                    )),
                 }
             }
         }
@@ -182,7 +181,7 @@ pub fn validate_data(ty: SecretType, data: &Map<String, Value>, errors: &mut Vec
             let private = data.get("private_key");
             let public = data.get("public_key");
             if private.is_none() && public.is_none() {
-                errors.push(fe(
+                errors.push(FieldError::new(
                     "data.private_key",
                     "ssh_key needs private_key or public_key",
                 ));
@@ -192,7 +191,7 @@ pub fn validate_data(ty: SecretType, data: &Map<String, Value>, errors: &mut Vec
                     .as_str()
                     .is_some_and(|s| looks_like_pem(s) && s.contains("PRIVATE KEY"))
                 {
-                    errors.push(fe(
+                    errors.push(FieldError::new(
                         "data.private_key",
                         "must be an OpenSSH or PEM private key",
                     ));
@@ -200,7 +199,7 @@ pub fn validate_data(ty: SecretType, data: &Map<String, Value>, errors: &mut Vec
             }
             if let Some(v) = public {
                 if !v.as_str().is_some_and(is_ssh_public_key) {
-                    errors.push(fe(
+                    errors.push(FieldError::new(
                         "data.public_key",
                         "must be an OpenSSH public key (e.g. 'ssh-ed25519 AAAA…')",
                     ));

@@ -42,21 +42,17 @@ pub async fn post_any(
     }
 }
 
-fn fe(field: &str, message: &str) -> FieldError {
-    FieldError {
-        field: field.to_owned(),
-        message: message.to_owned(),
-    }
-}
-
 /// The `paths` array: 1–100 strings, duplicates dropped, order kept.
 fn parse_paths(body: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Vec<String> {
     let Some(Value::Array(items)) = body.get("paths") else {
-        errors.push(fe("paths", "is required: an array of 1 to 100 paths"));
+        errors.push(FieldError::new(
+            "paths",
+            "is required: an array of 1 to 100 paths",
+        ));
         return vec![];
     };
     if items.is_empty() || items.len() > MAX_BATCH_PATHS {
-        errors.push(fe("paths", "must hold 1 to 100 paths"));
+        errors.push(FieldError::new("paths", "must hold 1 to 100 paths"));
         return vec![];
     }
     let mut out: Vec<String> = Vec::with_capacity(items.len());
@@ -64,7 +60,7 @@ fn parse_paths(body: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Vec<S
         match p.as_str() {
             Some(s) if !out.iter().any(|o| o == s) => out.push(s.to_owned()),
             Some(_) => {}
-            None => errors.push(fe(&format!("paths[{i}]"), "must be a string")),
+            None => errors.push(FieldError::new(&format!("paths[{i}]"), "must be a string")),
         }
     }
     out
@@ -89,7 +85,7 @@ async fn batch_read(state: &AppState, ctx: &Ctx, body: Map<String, Value>) -> Ap
     let mut errors = Vec::new();
     for k in body.keys() {
         if !matches!(k.as_str(), "paths" | "options") {
-            errors.push(fe(k, "unknown field; expected paths, options"));
+            errors.push(FieldError::new(k, "unknown field; expected paths, options"));
         }
     }
     let paths = parse_paths(&body, &mut errors);
@@ -104,16 +100,23 @@ async fn batch_read(state: &AppState, ctx: &Ctx, body: Map<String, Value>) -> Ap
                     ("version", Value::Null) => {}
                     ("version", v) => match v.as_i64() {
                         Some(n) if n >= 1 => version = Some(n),
-                        _ => errors.push(fe("options.version", "must be a positive integer")),
+                        _ => errors.push(FieldError::new(
+                            "options.version",
+                            "must be a positive integer",
+                        )),
                     },
-                    ("include_metadata" | "fail_fast", _) => {
-                        errors.push(fe(&format!("options.{k}"), "must be a boolean"))
-                    }
-                    (other, _) => errors.push(fe(&format!("options.{other}"), "unknown option")),
+                    ("include_metadata" | "fail_fast", _) => errors.push(FieldError::new(
+                        &format!("options.{k}"),
+                        "must be a boolean",
+                    )),
+                    (other, _) => errors.push(FieldError::new(
+                        &format!("options.{other}"),
+                        "unknown option",
+                    )),
                 }
             }
         }
-        Some(_) => errors.push(fe("options", "must be an object")),
+        Some(_) => errors.push(FieldError::new("options", "must be an object")),
     }
     if !errors.is_empty() {
         return Err(Error::validation(errors).into());
@@ -219,7 +222,10 @@ async fn batch_metadata(
     let mut errors = Vec::new();
     for k in body.keys() {
         if !matches!(k.as_str(), "paths" | "expand_wildcards") {
-            errors.push(fe(k, "unknown field; expected paths, expand_wildcards"));
+            errors.push(FieldError::new(
+                k,
+                "unknown field; expected paths, expand_wildcards",
+            ));
         }
     }
     let patterns = parse_paths(&body, &mut errors);
@@ -227,7 +233,7 @@ async fn batch_metadata(
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
-            errors.push(fe("expand_wildcards", "must be a boolean"));
+            errors.push(FieldError::new("expand_wildcards", "must be a boolean"));
             false
         }
     };

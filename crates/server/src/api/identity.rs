@@ -80,13 +80,6 @@ pub fn router() -> Router<AppState> {
 
 // ---- shared helpers ----
 
-fn fe(field: &str, message: &str) -> FieldError {
-    FieldError {
-        field: field.to_owned(),
-        message: message.to_owned(),
-    }
-}
-
 fn denied(msg: &str) -> ApiError {
     Error::new(ErrorCode::AccessDenied, msg).into()
 }
@@ -178,7 +171,7 @@ fn opt_string(
             Some(s.trim().to_owned())
         }
         Some(_) => {
-            errors.push(fe(
+            errors.push(FieldError::new(
                 key,
                 &format!("must be a string of 1 to {max} characters"),
             ));
@@ -203,13 +196,16 @@ fn string_list(
                             out.push(s.to_owned());
                         }
                     }
-                    _ => errors.push(fe(&format!("{key}[{i}]"), "must be a non-empty string")),
+                    _ => errors.push(FieldError::new(
+                        &format!("{key}[{i}]"),
+                        "must be a non-empty string",
+                    )),
                 }
             }
             Some(out)
         }
         Some(_) => {
-            errors.push(fe(key, "must be an array of strings"));
+            errors.push(FieldError::new(key, "must be an array of strings"));
             None
         }
     }
@@ -218,7 +214,7 @@ fn string_list(
 fn reject_unknown(body: &Map<String, Value>, known: &[&str], errors: &mut Vec<FieldError>) {
     for k in body.keys() {
         if !known.contains(&k.as_str()) {
-            errors.push(fe(
+            errors.push(FieldError::new(
                 k,
                 &format!("unknown field; expected {}", known.join(", ")),
             ));
@@ -456,17 +452,20 @@ async fn create_partner(
     reject_unknown(&body, &["id", "name", "slug", "region"], &mut errors);
     let name = opt_string(&body, "name", 200, &mut errors);
     if name.is_none() && !errors.iter().any(|e| e.field == "name") {
-        errors.push(fe("name", "is required"));
+        errors.push(FieldError::new("name", "is required"));
     }
     let slug = opt_string(&body, "slug", 63, &mut errors);
     if slug.as_deref().is_some_and(|s| !valid_slug(s)) {
-        errors.push(fe("slug", "must be 1-63 of a-z, 0-9 and '-'"));
+        errors.push(FieldError::new("slug", "must be 1-63 of a-z, 0-9 and '-'"));
     }
     let region = opt_string(&body, "region", 64, &mut errors);
     let pid = opt_string(&body, "id", 64, &mut errors)
         .unwrap_or_else(|| id::random("ptn_", 12).to_ascii_lowercase());
     if !valid_scoped_id(&pid, "ptn_") {
-        errors.push(fe("id", "must be 'ptn_' then 1-60 of a-z, 0-9 and '_'"));
+        errors.push(FieldError::new(
+            "id",
+            "must be 'ptn_' then 1-60 of a-z, 0-9 and '_'",
+        ));
     }
     check(errors)?;
     let (partner, storage) = state
@@ -548,18 +547,21 @@ async fn create_tenant(
     reject_unknown(&body, &["id", "name", "slug", "partner_id"], &mut errors);
     let name = opt_string(&body, "name", 200, &mut errors);
     if name.is_none() && !errors.iter().any(|e| e.field == "name") {
-        errors.push(fe("name", "is required"));
+        errors.push(FieldError::new("name", "is required"));
     }
     let slug = opt_string(&body, "slug", 63, &mut errors);
     if slug.as_deref().is_some_and(|s| !valid_slug(s)) {
-        errors.push(fe("slug", "must be 1-63 of a-z, 0-9 and '-'"));
+        errors.push(FieldError::new("slug", "must be 1-63 of a-z, 0-9 and '-'"));
     }
     let partner_id =
         opt_string(&body, "partner_id", 64, &mut errors).unwrap_or_else(|| p.partner_id.clone());
     let tid = opt_string(&body, "id", 64, &mut errors)
         .unwrap_or_else(|| id::random("tnt_", 12).to_ascii_lowercase());
     if !valid_scoped_id(&tid, "tnt_") {
-        errors.push(fe("id", "must be 'tnt_' then 1-60 of a-z, 0-9 and '_'"));
+        errors.push(FieldError::new(
+            "id",
+            "must be 'tnt_' then 1-60 of a-z, 0-9 and '_'",
+        ));
     }
     check(errors)?;
     if !is_partner_admin_of(p, &partner_id) {
@@ -611,7 +613,7 @@ async fn update_tenant(
         .as_deref()
         .is_some_and(|s| s != "ACTIVE" && s != "SUSPENDED")
     {
-        errors.push(fe("status", "must be ACTIVE or SUSPENDED"));
+        errors.push(FieldError::new("status", "must be ACTIVE or SUSPENDED"));
     }
     check(errors)?;
     apply(
@@ -701,7 +703,7 @@ fn role_change_allowed(
 ) -> ApiResult<()> {
     for r in after {
         if !ROLES.contains(&r.as_str()) {
-            return Err(Error::validation(vec![fe(
+            return Err(Error::validation(vec![FieldError::new(
                 "roles",
                 &format!("unknown role '{r}'; expected one of {}", ROLES.join(", ")),
             )])
@@ -736,9 +738,12 @@ fn scopes_field(
     let scopes = string_list(body, "scopes", errors)?;
     for (i, s) in scopes.iter().enumerate() {
         if !scope::is_known(s) {
-            errors.push(fe(&format!("scopes[{i}]"), "unknown scope"));
+            errors.push(FieldError::new(&format!("scopes[{i}]"), "unknown scope"));
         } else if !p.has_scope(s) {
-            errors.push(fe(&format!("scopes[{i}]"), "is wider than your own scopes"));
+            errors.push(FieldError::new(
+                &format!("scopes[{i}]"),
+                "is wider than your own scopes",
+            ));
         }
     }
     Some(scopes)
@@ -773,9 +778,11 @@ async fn create_user(
     );
     let email = opt_string(&body, "email", 254, &mut errors).map(|e| e.to_ascii_lowercase());
     match &email {
-        Some(e) if !valid_email(e) => errors.push(fe("email", "is not a valid email address")),
+        Some(e) if !valid_email(e) => {
+            errors.push(FieldError::new("email", "is not a valid email address"))
+        }
         None if !errors.iter().any(|e| e.field == "email") => {
-            errors.push(fe("email", "is required"))
+            errors.push(FieldError::new("email", "is required"))
         }
         _ => {}
     }
@@ -903,7 +910,7 @@ async fn update_user(
         Some("ACTIVE") => Some(None),
         Some("DISABLED") => Some(Some(current.disabled_at.unwrap_or_else(now_micros))),
         Some(_) => {
-            errors.push(fe("status", "must be ACTIVE or DISABLED"));
+            errors.push(FieldError::new("status", "must be ACTIVE or DISABLED"));
             None
         }
     };
@@ -1007,10 +1014,13 @@ async fn create_group(
         .as_deref()
         .map(|n| n.strip_prefix("group:").unwrap_or(n).to_owned());
     match &bare {
-        Some(n) if !valid_group_name(n) => {
-            errors.push(fe("name", "must be 1-64 of a-z, 0-9, '-', '_' and '.'"))
+        Some(n) if !valid_group_name(n) => errors.push(FieldError::new(
+            "name",
+            "must be 1-64 of a-z, 0-9, '-', '_' and '.'",
+        )),
+        None if !errors.iter().any(|e| e.field == "name") => {
+            errors.push(FieldError::new("name", "is required"))
         }
-        None if !errors.iter().any(|e| e.field == "name") => errors.push(fe("name", "is required")),
         _ => {}
     }
     let display_name = opt_string(&body, "display_name", 200, &mut errors);
@@ -1100,7 +1110,7 @@ async fn add_member(
     let member = opt_string(&body, "member_id", 300, &mut errors)
         .or_else(|| opt_string(&body, "user_id", 300, &mut errors));
     if member.is_none() && errors.is_empty() {
-        errors.push(fe("user_id", "is required"));
+        errors.push(FieldError::new("user_id", "is required"));
     }
     check(errors)?;
     let member = user_id(&member.unwrap_or_default());
@@ -1227,7 +1237,7 @@ async fn put_roles(
     reject_unknown(&body, &["roles"], &mut errors);
     let roles = string_list(&body, "roles", &mut errors);
     if roles.is_none() && errors.is_empty() {
-        errors.push(fe("roles", "is required"));
+        errors.push(FieldError::new("roles", "is required"));
     }
     check(errors)?;
     let roles = roles.unwrap_or_default();

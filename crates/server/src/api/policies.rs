@@ -131,13 +131,6 @@ fn require_manage(ctx: &Ctx, scope: &str) -> Result<(), Error> {
     }
 }
 
-fn fe(field: &str, message: &str) -> FieldError {
-    FieldError {
-        field: field.to_owned(),
-        message: message.to_owned(),
-    }
-}
-
 fn text_field(
     body: &Map<String, Value>,
     key: &str,
@@ -151,7 +144,7 @@ fn text_field(
             Some(Some(s.clone()))
         }
         Some(_) => {
-            errors.push(fe(
+            errors.push(FieldError::new(
                 key,
                 &format!("must be a string of at most {max} characters"),
             ));
@@ -182,7 +175,7 @@ fn parse_input(body: &Map<String, Value>) -> Result<PolicyInput, Error> {
     let name = match text_field(body, "name", MAX_NAME, &mut errors) {
         Some(Some(n)) if !n.trim().is_empty() => Some(n),
         Some(_) => {
-            errors.push(fe("name", "must be a non-empty string"));
+            errors.push(FieldError::new("name", "must be a non-empty string"));
             None
         }
         None => None,
@@ -192,7 +185,7 @@ fn parse_input(body: &Map<String, Value>) -> Result<PolicyInput, Error> {
         None => None,
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => {
-            errors.push(fe("is_active", "must be a boolean"));
+            errors.push(FieldError::new("is_active", "must be a boolean"));
             None
         }
     };
@@ -200,7 +193,7 @@ fn parse_input(body: &Map<String, Value>) -> Result<PolicyInput, Error> {
         None => None,
         Some(Value::String(s)) if s == "tenant" || s == "partner" => Some(s.clone()),
         Some(_) => {
-            errors.push(fe("scope", "must be 'tenant' or 'partner'"));
+            errors.push(FieldError::new("scope", "must be 'tenant' or 'partner'"));
             None
         }
     };
@@ -382,7 +375,7 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> Ap
     require_manage(&ctx, &scope)?;
     let mut missing = Vec::new();
     if input.name.is_none() {
-        missing.push(fe("name", "is required"));
+        missing.push(FieldError::new("name", "is required"));
     }
     if !missing.is_empty() {
         return Err(Error::validation(missing).into());
@@ -461,7 +454,7 @@ async fn update(
     if full {
         let mut missing = Vec::new();
         if input.name.is_none() {
-            missing.push(fe("name", "is required"));
+            missing.push(FieldError::new("name", "is required"));
         }
         if !missing.is_empty() {
             return Err(Error::validation(missing).into());
@@ -724,7 +717,7 @@ async fn test(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> ApiR
     let identity_id = match body.get("identity_id").and_then(Value::as_str) {
         Some(s) if !s.is_empty() && s.len() <= MAX_IDENTITY_ID && !s.contains('\0') => s.to_owned(),
         _ => {
-            errors.push(fe(
+            errors.push(FieldError::new(
                 "identity_id",
                 "is required: a string such as user:ann@example.com or sa:billing",
             ));
@@ -743,7 +736,7 @@ async fn test(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> ApiR
     {
         Some(p) => Some(p),
         None => {
-            errors.push(fe(
+            errors.push(FieldError::new(
                 "permission",
                 "must be one of read, write, delete, list, rotate, admin",
             ));
@@ -754,7 +747,7 @@ async fn test(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> ApiR
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(o)) => o.clone(),
         Some(_) => {
-            errors.push(fe("context", "must be an object"));
+            errors.push(FieldError::new("context", "must be an object"));
             Map::new()
         }
     };
@@ -763,7 +756,10 @@ async fn test(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> ApiR
         Some(v) => match v.as_str().and_then(|s| s.parse::<std::net::IpAddr>().ok()) {
             Some(ip) => Some(ip),
             None => {
-                errors.push(fe("context.source_ip", "must be an IPv4 or IPv6 address"));
+                errors.push(FieldError::new(
+                    "context.source_ip",
+                    "must be an IPv4 or IPv6 address",
+                ));
                 None
             }
         },
@@ -772,7 +768,7 @@ async fn test(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> ApiR
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
-            errors.push(fe("context.mfa_verified", "must be a boolean"));
+            errors.push(FieldError::new("context.mfa_verified", "must be a boolean"));
             false
         }
     };
@@ -781,7 +777,10 @@ async fn test(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> ApiR
         Some(v) => match v.as_str().and_then(time_fmt::parse) {
             Some(t) => t,
             None => {
-                errors.push(fe("context.timestamp", "must be an RFC 3339 timestamp"));
+                errors.push(FieldError::new(
+                    "context.timestamp",
+                    "must be an RFC 3339 timestamp",
+                ));
                 0
             }
         },

@@ -61,40 +61,42 @@ fn charset_allows(name: &str, c: char) -> Option<bool> {
     })
 }
 
-fn fe(field: &str, message: &str) -> FieldError {
-    FieldError {
-        field: field.to_owned(),
-        message: message.to_owned(),
-    }
-}
-
 fn validate_fields(v: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<String> {
     let Some(arr) = v
         .and_then(Value::as_array)
         .filter(|a| !a.is_empty() && a.len() <= 20)
     else {
-        errors.push(fe("fields", "must be an array of 1 to 20 fields"));
+        errors.push(FieldError::new(
+            "fields",
+            "must be an array of 1 to 20 fields",
+        ));
         return None;
     };
     for (i, f) in arr.iter().enumerate() {
         let name = f.get("name").and_then(Value::as_str).unwrap_or("");
         if name.is_empty() || name.len() > 64 {
-            errors.push(fe(
+            errors.push(FieldError::new(
                 &format!("fields[{i}].name"),
                 "is required (1-64 characters)",
             ));
         }
         let generator = f.get("generator").and_then(Value::as_str).unwrap_or("");
         if !GENERATORS.contains(&generator) {
-            errors.push(fe(&format!("fields[{i}].generator"), "unknown generator"));
+            errors.push(FieldError::new(
+                &format!("fields[{i}].generator"),
+                "unknown generator",
+            ));
         }
         let config = f.get("config");
         if config.is_some_and(|c| !c.is_object()) {
-            errors.push(fe(&format!("fields[{i}].config"), "must be an object"));
+            errors.push(FieldError::new(
+                &format!("fields[{i}].config"),
+                "must be an object",
+            ));
         }
         if let Some(l) = config.and_then(|c| c.get("length")) {
             if !l.as_i64().is_some_and(|n| (1..=4096).contains(&n)) {
-                errors.push(fe(
+                errors.push(FieldError::new(
                     &format!("fields[{i}].config.length"),
                     "must be an integer 1-4096",
                 ));
@@ -102,7 +104,7 @@ fn validate_fields(v: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<St
         }
         if let Some(cs) = config.and_then(|c| c.get("charset")) {
             if cs.as_str().is_none_or(|n| charset_allows(n, 'a').is_none()) {
-                errors.push(fe(
+                errors.push(FieldError::new(
                     &format!("fields[{i}].config.charset"),
                     "must be alphanumeric, alpha, numeric, hex, safe or ascii",
                 ));
@@ -129,7 +131,7 @@ pub fn check_value(sp: &SecretPolicyRow, data: &[u8]) -> Result<(), Error> {
             .and_then(|o| o.get(name))
             .and_then(Value::as_str)
         else {
-            errors.push(fe(
+            errors.push(FieldError::new(
                 &field,
                 &format!("secret policy '{}' requires a string field '{name}'", sp.id),
             ));
@@ -138,7 +140,10 @@ pub fn check_value(sp: &SecretPolicyRow, data: &[u8]) -> Result<(), Error> {
         let cfg = f.get("config").cloned().unwrap_or_else(|| json!({}));
         if let Some(min) = cfg.get("length").and_then(Value::as_i64) {
             if i64::try_from(value.chars().count()).unwrap_or(i64::MAX) < min {
-                errors.push(fe(&field, &format!("must be at least {min} characters")));
+                errors.push(FieldError::new(
+                    &field,
+                    &format!("must be at least {min} characters"),
+                ));
             }
         }
         let charset = if generator == "hex" {
@@ -148,7 +153,7 @@ pub fn check_value(sp: &SecretPolicyRow, data: &[u8]) -> Result<(), Error> {
         };
         if let Some(cs) = charset {
             if !value.chars().all(|c| charset_allows(cs, c).unwrap_or(true)) {
-                errors.push(fe(
+                errors.push(FieldError::new(
                     &field,
                     &format!("may only contain characters of the '{cs}' charset"),
                 ));
@@ -170,7 +175,7 @@ pub fn check_value(sp: &SecretPolicyRow, data: &[u8]) -> Result<(), Error> {
         ];
         for (key, test, what) in classes {
             if cfg.get(key) == Some(&json!(true)) && !value.chars().any(test) {
-                errors.push(fe(&field, &format!("must contain {what}")));
+                errors.push(FieldError::new(&field, &format!("must contain {what}")));
             }
         }
     }
@@ -219,7 +224,7 @@ fn parse_body(
         .unwrap_or("")
         .to_owned();
     if name.trim().is_empty() || name.len() > 128 {
-        errors.push(fe("name", "is required (1-128 characters)"));
+        errors.push(FieldError::new("name", "is required (1-128 characters)"));
     }
     let policy_type = body
         .get("policy_type")
@@ -227,7 +232,7 @@ fn parse_body(
         .unwrap_or("custom")
         .to_owned();
     if !TYPES.contains(&policy_type.as_str()) {
-        errors.push(fe(
+        errors.push(FieldError::new(
             "policy_type",
             "must be password, api_key, oauth_client, ssh_key or custom",
         ));
@@ -236,7 +241,7 @@ fn parse_body(
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.len() <= 1024 => Some(s.clone()),
         Some(_) => {
-            errors.push(fe(
+            errors.push(FieldError::new(
                 "description",
                 "must be a string of at most 1024 characters",
             ));
@@ -247,7 +252,7 @@ fn parse_body(
         None => true,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
-            errors.push(fe("is_active", "must be a boolean"));
+            errors.push(FieldError::new("is_active", "must be a boolean"));
             true
         }
     };

@@ -222,20 +222,13 @@ pub struct WriteRequest {
     pub cas: Option<i64>,
 }
 
-fn fe(field: &str, message: &str) -> FieldError {
-    FieldError {
-        field: field.to_owned(),
-        message: message.to_owned(),
-    }
-}
-
 /// Parses and checks every field of a write, collecting all field errors at once. Invalid secret types
 /// and durations get their own error codes, as documented.
 pub fn parse_write(body: &Map<String, Value>) -> Result<WriteRequest, Error> {
     let mut errors = Vec::new();
     for k in body.keys() {
         if !matches!(k.as_str(), "data" | "secret_type" | "metadata" | "options") {
-            errors.push(fe(
+            errors.push(FieldError::new(
                 k,
                 "unknown field; expected data, secret_type, metadata, options",
             ));
@@ -244,11 +237,11 @@ pub fn parse_write(body: &Map<String, Value>) -> Result<WriteRequest, Error> {
     let data = match body.get("data") {
         Some(Value::Object(m)) => Some(m),
         Some(_) => {
-            errors.push(fe("data", "must be a JSON object"));
+            errors.push(FieldError::new("data", "must be a JSON object"));
             None
         }
         None => {
-            errors.push(fe("data", "is required"));
+            errors.push(FieldError::new("data", "is required"));
             None
         }
     };
@@ -274,7 +267,10 @@ pub fn parse_write(body: &Map<String, Value>) -> Result<WriteRequest, Error> {
         if secret_type == SecretType::Certificate {
             if let Some(Value::String(pem)) = d.get("cert_pem") {
                 if secret::is_pem_certificate(pem) && !parses_as_x509(pem) {
-                    errors.push(fe("data.cert_pem", "is not a parseable X.509 certificate"));
+                    errors.push(FieldError::new(
+                        "data.cert_pem",
+                        "is not a parseable X.509 certificate",
+                    ));
                 }
             }
         }
@@ -295,32 +291,35 @@ pub fn parse_write(body: &Map<String, Value>) -> Result<WriteRequest, Error> {
                     (_, Value::Null) => {}
                     ("max_versions", v) => match v.as_i64() {
                         Some(n) if (1..=secret::MAX_MAX_VERSIONS).contains(&n) => max_versions = Some(n),
-                        _ => errors.push(fe("options.max_versions", "must be an integer from 1 to 1000")),
+                        _ => errors.push(FieldError::new("options.max_versions", "must be an integer from 1 to 1000")),
                     },
                     ("expires_in", Value::String(s)) => expires_in = Some(duration::parse_seconds(s)?),
-                    ("expires_in", _) => errors.push(fe("options.expires_in", "must be a duration string such as \"90d\"")),
+                    ("expires_in", _) => errors.push(FieldError::new("options.expires_in", "must be a duration string such as \"90d\"")),
                     ("rotation_policy_id", Value::String(s)) if !s.is_empty() && s.len() <= 128 => {
                         rotation_policy_id = Some(s.clone())
                     }
-                    ("rotation_policy_id", _) => errors.push(fe("options.rotation_policy_id", "must be a policy id string")),
+                    ("rotation_policy_id", _) => errors.push(FieldError::new("options.rotation_policy_id", "must be a policy id string")),
                     ("cas", v) => match v.as_i64() {
                         Some(n) if n >= 0 => cas = Some(n),
-                        _ => errors.push(fe("options.cas", "must be a non-negative integer")),
+                        _ => errors.push(FieldError::new("options.cas", "must be a non-negative integer")),
                     },
-                    (other, _) => errors.push(fe(
+                    (other, _) => errors.push(FieldError::new(
                         &format!("options.{other}"),
                         "unknown option; expected max_versions, expires_in, rotation_policy_id, cas",
                     )),
                 }
             }
         }
-        Some(_) => errors.push(fe("options", "must be an object")),
+        Some(_) => errors.push(FieldError::new("options", "must be an object")),
     }
     let bytes = data
         .map(|d| serde_json::to_vec(d).unwrap_or_default())
         .unwrap_or_default();
     if bytes.len() > secret::MAX_DATA_BYTES {
-        errors.push(fe("data", "must be at most 512 KiB when serialised"));
+        errors.push(FieldError::new(
+            "data",
+            "must be at most 512 KiB when serialised",
+        ));
     }
     if !errors.is_empty() {
         return Err(Error::validation(errors));
@@ -460,7 +459,10 @@ async fn update_metadata(
     let mut errors = Vec::new();
     for k in body.keys() {
         if !matches!(k.as_str(), "metadata" | "options") {
-            errors.push(fe(k, "unknown field; expected metadata, options"));
+            errors.push(FieldError::new(
+                k,
+                "unknown field; expected metadata, options",
+            ));
         }
     }
     let base = view::metadata_of(&s);
@@ -479,7 +481,7 @@ async fn update_metadata(
                         Some(n) if (1..=secret::MAX_MAX_VERSIONS).contains(&n) => {
                             max_versions = Some(n)
                         }
-                        _ => errors.push(fe(
+                        _ => errors.push(FieldError::new(
                             "options.max_versions",
                             "must be an integer from 1 to 1000",
                         )),
@@ -488,7 +490,7 @@ async fn update_metadata(
                     ("expires_in", Value::String(d)) => {
                         expires_at = Some(Some(now + duration::parse_seconds(d)? * 1_000_000))
                     }
-                    ("expires_in", _) => errors.push(fe(
+                    ("expires_in", _) => errors.push(FieldError::new(
                         "options.expires_in",
                         "must be a duration string or null",
                     )),
@@ -496,15 +498,18 @@ async fn update_metadata(
                     ("rotation_policy_id", Value::String(r)) if !r.is_empty() && r.len() <= 128 => {
                         rotation = Some(Some(r.clone()))
                     }
-                    ("rotation_policy_id", _) => errors.push(fe(
+                    ("rotation_policy_id", _) => errors.push(FieldError::new(
                         "options.rotation_policy_id",
                         "must be a policy id string or null",
                     )),
-                    (other, _) => errors.push(fe(&format!("options.{other}"), "unknown option")),
+                    (other, _) => errors.push(FieldError::new(
+                        &format!("options.{other}"),
+                        "unknown option",
+                    )),
                 }
             }
         }
-        Some(_) => errors.push(fe("options", "must be an object")),
+        Some(_) => errors.push(FieldError::new("options", "must be an object")),
     }
     if !errors.is_empty() {
         return Err(Error::validation(errors).into());

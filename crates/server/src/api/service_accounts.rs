@@ -33,13 +33,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/identity/service-accounts/{id}/secrets", post(rotate))
 }
 
-fn fe(field: &str, message: &str) -> FieldError {
-    FieldError {
-        field: field.to_owned(),
-        message: message.to_owned(),
-    }
-}
-
 fn valid_name(n: &str) -> bool {
     let b = n.as_bytes();
     !b.is_empty()
@@ -109,17 +102,20 @@ fn string_list(
 ) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let Value::Array(items) = v else {
-        errors.push(fe(field, "must be an array of strings"));
+        errors.push(FieldError::new(field, "must be an array of strings"));
         return out;
     };
     for (i, s) in items.iter().enumerate() {
         match s.as_str() {
             Some(s) => match check(s) {
-                Some(msg) => errors.push(fe(&format!("{field}[{i}]"), msg)),
+                Some(msg) => errors.push(FieldError::new(&format!("{field}[{i}]"), msg)),
                 None if !out.iter().any(|x| x == s) => out.push(s.to_owned()),
                 None => {}
             },
-            None => errors.push(fe(&format!("{field}[{i}]"), "must be a string")),
+            None => errors.push(FieldError::new(
+                &format!("{field}[{i}]"),
+                "must be a string",
+            )),
         }
     }
     out
@@ -138,7 +134,7 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> Ap
     for (k, v) in &body {
         match (k.as_str(), v) {
             ("name", Value::String(s)) if valid_name(s) => name = Some(s.clone()),
-            ("name", _) => errors.push(fe(
+            ("name", _) => errors.push(FieldError::new(
                 "name",
                 "must be 1 to 63 characters of a-z 0-9 - _ . starting with a letter or digit",
             )),
@@ -146,7 +142,7 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> Ap
                 description = Some(s.clone())
             }
             ("description", Value::Null) => {}
-            ("description", _) => errors.push(fe(
+            ("description", _) => errors.push(FieldError::new(
                 "description",
                 "must be a string of at most 500 characters",
             )),
@@ -169,7 +165,7 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> Ap
                     (!ok).then_some("must be group:<name>")
                 })
             }
-            (other, _) => errors.push(fe(
+            (other, _) => errors.push(FieldError::new(
                 other,
                 "unknown field; expected name, description, scopes, groups",
             )),
@@ -177,7 +173,7 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> Ap
     }
     let Some(name) = name.filter(|_| errors.is_empty()) else {
         if errors.is_empty() {
-            errors.push(fe("name", "is required"));
+            errors.push(FieldError::new("name", "is required"));
         }
         return Err(Error::validation(errors).into());
     };

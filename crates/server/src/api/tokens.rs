@@ -27,13 +27,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/auth/tokens/{id}", delete(revoke))
 }
 
-fn fe(field: &str, message: &str) -> FieldError {
-    FieldError {
-        field: field.to_owned(),
-        message: message.to_owned(),
-    }
-}
-
 fn token_json(t: &TokenRow, now: i64) -> Value {
     let status = if t.revoked_at.is_some() {
         "revoked"
@@ -65,7 +58,9 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> Ap
         Some(Value::String(id)) if *id == p.identity_id && ctx.tenant == p.tenant_id => None,
         Some(Value::String(id)) => Some(token_subject(&state, &ctx, id).await?),
         Some(_) => {
-            return Err(Error::validation(vec![fe("identity_id", "must be a string")]).into())
+            return Err(
+                Error::validation(vec![FieldError::new("identity_id", "must be a string")]).into(),
+            )
         }
     };
     let held: Vec<String> = match &subject {
@@ -84,36 +79,44 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> Ap
     for (k, v) in &body {
         match (k.as_str(), v) {
             ("name", Value::String(s)) if !s.is_empty() && s.len() <= 100 => name = Some(s.clone()),
-            ("name", _) => errors.push(fe("name", "must be a string of 1 to 100 characters")),
+            ("name", _) => errors.push(FieldError::new(
+                "name",
+                "must be a string of 1 to 100 characters",
+            )),
             ("scopes", Value::Array(items)) if !items.is_empty() => {
                 scopes.clear();
                 for (i, s) in items.iter().enumerate() {
                     match s.as_str() {
                         Some(s) if !scope::is_known(s) => {
-                            errors.push(fe(&format!("scopes[{i}]"), "unknown scope"))
+                            errors.push(FieldError::new(&format!("scopes[{i}]"), "unknown scope"))
                         }
-                        Some(s) if !holds(s) => errors.push(fe(
+                        Some(s) if !holds(s) => errors.push(FieldError::new(
                             &format!("scopes[{i}]"),
                             "is wider than the creating token's scopes (or the identity's)",
                         )),
                         Some(s) if !scopes.iter().any(|x| x == s) => scopes.push(s.to_owned()),
                         Some(_) => {}
-                        None => errors.push(fe(&format!("scopes[{i}]"), "must be a string")),
+                        None => errors
+                            .push(FieldError::new(&format!("scopes[{i}]"), "must be a string")),
                     }
                 }
             }
-            ("scopes", _) => errors.push(fe("scopes", "must be a non-empty array of scopes")),
+            ("scopes", _) => errors.push(FieldError::new(
+                "scopes",
+                "must be a non-empty array of scopes",
+            )),
             ("expires_in", Value::String(d)) => {
                 ttl = duration::parse_seconds(d)?;
                 if ttl > MAX_TTL_SECS {
-                    errors.push(fe("expires_in", "must be at most 366d"));
+                    errors.push(FieldError::new("expires_in", "must be at most 366d"));
                 }
             }
-            ("expires_in", _) => {
-                errors.push(fe("expires_in", "must be a duration such as \"90d\""))
-            }
+            ("expires_in", _) => errors.push(FieldError::new(
+                "expires_in",
+                "must be a duration such as \"90d\"",
+            )),
             ("identity_id", _) => {}
-            (other, _) => errors.push(fe(
+            (other, _) => errors.push(FieldError::new(
                 other,
                 "unknown field; expected name, scopes, expires_in, identity_id",
             )),
