@@ -55,28 +55,7 @@ impl Permission {
     }
 }
 
-pub use crate::tenancy::{PARTNER_ADMIN, SUPER_ADMIN, TENANT_ADMIN};
-
-/// Which admin role, if any, lets an identity (of `own_tenant` / `own_partner`) do everything in
-/// `tenant` of `partner`.
-pub fn admin_role_over(
-    roles: &[String],
-    own_tenant: &str,
-    own_partner: &str,
-    tenant: &str,
-    partner: &str,
-) -> Option<&'static str> {
-    let has = |r: &str| roles.iter().any(|x| x == r);
-    if has(SUPER_ADMIN) {
-        Some(SUPER_ADMIN)
-    } else if has(PARTNER_ADMIN) && own_partner == partner {
-        Some(PARTNER_ADMIN)
-    } else if has(TENANT_ADMIN) && own_tenant == tenant {
-        Some(TENANT_ADMIN)
-    } else {
-        None
-    }
-}
+pub use crate::tenancy::{admin_role_over, PARTNER_ADMIN, SUPER_ADMIN, TENANT_ADMIN};
 
 /// The caller's admin role over the tenant the request acts in.
 pub fn ctx_admin_role(ctx: &Ctx) -> Option<&'static str> {
@@ -227,10 +206,25 @@ impl Authorizer {
 pub async fn refresh_loop(state: crate::state::AppState) {
     let mut tick = tokio::time::interval(REFRESH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut epoch = None;
     loop {
         tick.tick().await;
         if let Err(e) = state.authz.refresh_if_changed().await {
             tracing::warn!(site = "AZ0002", error = %e, "policy refresh failed; keeping the compiled policies");
+        }
+        // Another node revoked a token or changed an identity or tenant: what this node cached of
+        // principals and tenants may now grant too much.
+        match state.store.auth_epoch().await {
+            Ok(now) => {
+                if epoch.is_some_and(|seen| seen != now) {
+                    state.auth.invalidate_all();
+                    state.tenants.clear();
+                }
+                epoch = Some(now);
+            }
+            Err(e) => {
+                tracing::warn!(site = "AZ0003", error = %e, "auth epoch poll failed; cached principals expire on their own");
+            }
         }
     }
 }

@@ -116,6 +116,7 @@ impl KeyRing {
             slug: None,
             status: "ACTIVE".into(),
             kind: "partner".into(),
+            rate_limits: None,
         };
         Ok((partner, storage))
     }
@@ -138,6 +139,7 @@ impl KeyRing {
             created_at: now_micros(),
             slug,
             status: "ACTIVE".into(),
+            rate_limits: None,
             kind: "tenant".into(),
         })
     }

@@ -167,6 +167,57 @@ impl Limits {
     }
 }
 
+/// Highest per-minute limit a tenant override may set (0 still means unlimited).
+pub const MAX_PER_MINUTE: u64 = 10_000_000;
+
+/// A tenant's overrides of the node-wide limits, as stored on the tenant: `{"read": 5000, "write": 0}`.
+/// Only the categories named are overridden; `0` lifts that category's limit for the tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantLimits(HashMap<Category, u32>);
+
+impl TenantLimits {
+    pub fn from_json(v: &serde_json::Value) -> Result<TenantLimits, String> {
+        let obj = v
+            .as_object()
+            .ok_or("must be an object of category: per-minute limit")?;
+        let mut m = HashMap::new();
+        for (k, v) in obj {
+            let c = Category::ALL
+                .iter()
+                .find(|c| c.name() == k)
+                .ok_or_else(|| format!("unknown rate-limit category '{k}'"))?;
+            let n = v
+                .as_u64()
+                .filter(|n| *n <= MAX_PER_MINUTE)
+                .ok_or_else(|| format!("'{k}' must be an integer from 0 to {MAX_PER_MINUTE}"))?;
+            m.insert(
+                *c,
+                u32::try_from(n).map_err(|_| format!("'{k}' is too large"))?,
+            );
+        }
+        Ok(TenantLimits(m))
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut pairs: Vec<_> = self.0.iter().map(|(c, n)| (c.name(), *n)).collect();
+        pairs.sort_unstable();
+        serde_json::Value::Object(
+            pairs
+                .into_iter()
+                .map(|(k, n)| (k.to_owned(), serde_json::Value::from(n)))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, c: Category) -> Option<u32> {
+        self.0.get(&c).copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 struct Bucket {
     tokens: f64,
     last: Instant,
@@ -223,21 +274,40 @@ impl RateLimiter {
     /// [`RateLimiter::take`], from the shared buckets when Redis is configured. If Redis cannot be
     /// reached the local buckets decide (rate limiting never fails closed) and it is retried after
     /// [`REDIS_RETRY`].
-    pub async fn take_shared(&self, who: &str, c: Category, n: u32, force: bool) -> Decision {
-        let limit = self.limits.get(c);
+    ///
+    /// `tenant` overrides the node-wide limit of the category when it names it.
+    pub async fn take_shared(
+        &self,
+        who: &str,
+        c: Category,
+        n: u32,
+        force: bool,
+        tenant: Option<&TenantLimits>,
+    ) -> Decision {
+        let limit = self.limit_of(c, tenant);
         if let (Some(shared), true) = (&self.shared, limit > 0) {
             match shared.take(who, c, limit, n, force).await {
                 Ok(d) => return d,
                 Err(e) => shared.failed(&e),
             }
         }
-        self.take(who, c, n, force)
+        self.take_limited(who, c, n, force, limit)
     }
 
-    /// Takes `n` tokens. With `force`, takes them even into debt (work already done, e.g. the N reads
-    /// of a batch), so the next requests wait.
+    fn limit_of(&self, c: Category, tenant: Option<&TenantLimits>) -> u32 {
+        tenant
+            .and_then(|t| t.get(c))
+            .unwrap_or_else(|| self.limits.get(c))
+    }
+
+    /// Takes `n` tokens from this node's bucket under the node's limits. With `force`, takes them even
+    /// into debt (work already done, e.g. the N reads of a batch), so the next requests wait.
     pub fn take(&self, who: &str, c: Category, n: u32, force: bool) -> Decision {
-        let limit = self.limits.get(c);
+        self.take_limited(who, c, n, force, self.limits.get(c))
+    }
+
+    /// [`RateLimiter::take`] from a bucket of `limit` per minute.
+    fn take_limited(&self, who: &str, c: Category, n: u32, force: bool, limit: u32) -> Decision {
         let now_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
@@ -461,23 +531,46 @@ mod tests {
     #[test]
     fn bucket_allows_burst_then_refuses() {
         let rl = RateLimiter::new(Limits::parse(Some("write=3")).unwrap());
+        let take = |who: &str, n: u32, force: bool| rl.take(who, Category::Write, n, force);
         for i in 0..3 {
-            let d = rl.take("a", Category::Write, 1, false);
+            let d = take("a", 1, false);
             assert!(d.allowed, "{i}");
             assert_eq!(d.remaining, 2 - i);
         }
-        let d = rl.take("a", Category::Write, 1, false);
+        let d = take("a", 1, false);
         assert!(!d.allowed && d.retry_after >= 1);
-        assert!(
-            rl.take("b", Category::Write, 1, false).allowed,
-            "buckets are per identity"
-        );
-        let d = rl.take("c", Category::Write, 10, true);
+        assert!(take("b", 1, false).allowed, "buckets are per identity");
+        let d = take("c", 10, true);
         assert!(!d.allowed && d.remaining == 0);
         assert!(
-            !rl.take("c", Category::Write, 1, false).allowed,
+            !take("c", 1, false).allowed,
             "forced debt blocks the next request"
         );
+    }
+
+    #[test]
+    fn tenant_overrides() {
+        let rl = RateLimiter::new(Limits::parse(Some("write=3")).unwrap());
+        let t = TenantLimits::from_json(&serde_json::json!({"write": 1, "read": 0})).unwrap();
+        assert_eq!(rl.limit_of(Category::Write, Some(&t)), 1);
+        assert_eq!(rl.limit_of(Category::Read, Some(&t)), 0);
+        assert_eq!(
+            rl.limit_of(Category::List, Some(&t)),
+            100,
+            "unnamed categories keep the node's limit"
+        );
+        assert_eq!(rl.limit_of(Category::Write, None), 3);
+        assert_eq!(t.to_json(), serde_json::json!({"read": 0, "write": 1}));
+        for bad in [
+            serde_json::json!([1]),
+            serde_json::json!({"nope": 1}),
+            serde_json::json!({"read": -1}),
+            serde_json::json!({"read": 1.5}),
+            serde_json::json!({"read": "5"}),
+            serde_json::json!({"read": MAX_PER_MINUTE + 1}),
+        ] {
+            assert!(TenantLimits::from_json(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

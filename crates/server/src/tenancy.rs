@@ -4,6 +4,7 @@
 //! secrets (`/v1/partner/secrets/…`) act in the partner's shared-secrets tenant, whose id is the partner id.
 
 use crate::auth::Principal;
+use crate::ratelimit::TenantLimits;
 use axum::extract::Request;
 use axum::http::Uri;
 use parking_lot::RwLock;
@@ -66,15 +67,39 @@ pub fn is_super_admin(p: &Principal) -> bool {
     p.roles.iter().any(|r| r == SUPER_ADMIN)
 }
 
+/// Which admin role, if any, lets an identity (of `own_tenant` / `own_partner`) do everything in
+/// `tenant` of `partner`.
+pub fn admin_role_over(
+    roles: &[String],
+    own_tenant: &str,
+    own_partner: &str,
+    tenant: &str,
+    partner: &str,
+) -> Option<&'static str> {
+    let has = |r: &str| roles.iter().any(|x| x == r);
+    if has(SUPER_ADMIN) {
+        Some(SUPER_ADMIN)
+    } else if has(PARTNER_ADMIN) && own_partner == partner {
+        Some(PARTNER_ADMIN)
+    } else if has(TENANT_ADMIN) && own_tenant == tenant {
+        Some(TENANT_ADMIN)
+    } else {
+        None
+    }
+}
+
 /// May `p` administer the partner `partner_id` (its tenants, their users and roles)?
 pub fn is_partner_admin_of(p: &Principal, partner_id: &str) -> bool {
-    is_super_admin(p) || (p.partner_id == partner_id && p.roles.iter().any(|r| r == PARTNER_ADMIN))
+    // No tenant is named, so only the partner-wide roles can match.
+    matches!(
+        admin_role_over(&p.roles, &p.tenant_id, &p.partner_id, "", partner_id),
+        Some(SUPER_ADMIN | PARTNER_ADMIN)
+    )
 }
 
 /// May `p` administer the tenant `tenant_id` of `partner_id`?
 pub fn is_tenant_admin_of(p: &Principal, tenant_id: &str, partner_id: &str) -> bool {
-    is_partner_admin_of(p, partner_id)
-        || (p.tenant_id == tenant_id && p.roles.iter().any(|r| r == TENANT_ADMIN))
+    admin_role_over(&p.roles, &p.tenant_id, &p.partner_id, tenant_id, partner_id).is_some()
 }
 
 /// What the pipeline needs to know of a tenant, cached briefly (tenants rarely change).
@@ -84,6 +109,8 @@ pub struct TenantInfo {
     pub partner_id: String,
     pub kind: String,
     pub status: String,
+    /// Overrides of the node's rate limits for this tenant's identities.
+    pub rate_limits: Option<TenantLimits>,
 }
 
 impl From<&TenantRow> for TenantInfo {
@@ -93,6 +120,24 @@ impl From<&TenantRow> for TenantInfo {
             partner_id: t.partner_id.clone(),
             kind: t.kind.clone(),
             status: t.status.clone(),
+            rate_limits: tenant_limits(t),
+        }
+    }
+}
+
+/// The tenant's stored overrides. They were validated when written; a row that does not parse (edited
+/// by hand) keeps the node's limits and says so.
+pub fn tenant_limits(t: &TenantRow) -> Option<TenantLimits> {
+    let raw = t.rate_limits.as_deref()?;
+    match serde_json::from_str(raw)
+        .map_err(|e| e.to_string())
+        .and_then(|v| TenantLimits::from_json(&v))
+    {
+        Ok(l) if !l.is_empty() => Some(l),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(site = "TN0002", tenant_id = %t.id, error = %e, "ignoring unreadable tenant rate limits");
+            None
         }
     }
 }
@@ -117,6 +162,10 @@ impl Tenants {
 
     pub fn invalidate(&self, id: &str) {
         self.cache.write().remove(id);
+    }
+
+    pub fn clear(&self) {
+        self.cache.write().clear();
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Arc<TenantInfo>>, Error> {

@@ -13,7 +13,7 @@ use sqlx::Row;
 
 pub(crate) const PARTNER_COLS: &str = "id, name, wrapped_key, created_at, slug, region, status";
 pub(crate) const TENANT_COLS: &str =
-    "id, partner_id, name, wrapped_key, created_at, slug, status, kind";
+    "id, partner_id, name, wrapped_key, created_at, slug, status, kind, rate_limits";
 const IDENTITY_COLS: &str =
     "tenant_id, id, identity_type, display_name, roles, groups_json, scopes, created_at, disabled_at";
 
@@ -52,10 +52,12 @@ pub enum IdentityOp {
         storage: TenantRow,
     },
     InsertTenant(TenantRow),
+    /// `None` fields are left as they are; `rate_limits: Some(None)` removes the overrides.
     UpdateTenant {
         id: String,
         name: Option<String>,
         status: Option<String>,
+        rate_limits: Option<Option<String>>,
     },
     InsertIdentity(IdentityRow),
     /// `None` fields are left as they are; `disabled_at: Some(None)` re-enables.
@@ -146,6 +148,7 @@ macro_rules! impl_identity_store {
                     slug: r.try_get(5)?,
                     status: r.try_get(6)?,
                     kind: r.try_get(7)?,
+                    rate_limits: r.try_get(8)?,
                 })
             }
 
@@ -170,8 +173,8 @@ macro_rules! impl_identity_store {
                 t: &TenantRow,
             ) -> std::result::Result<(), sqlx::Error> {
                 sqlx::query(
-                    "INSERT INTO tenants (id, partner_id, name, wrapped_key, created_at, slug, status, kind) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO tenants (id, partner_id, name, wrapped_key, created_at, slug, status, kind, rate_limits) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&t.id)
                 .bind(&t.partner_id)
@@ -181,6 +184,7 @@ macro_rules! impl_identity_store {
                 .bind(&t.slug)
                 .bind(&t.status)
                 .bind(&t.kind)
+                .bind(&t.rate_limits)
                 .execute(&mut *c)
                 .await?;
                 sqlx::query("INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING")
@@ -230,14 +234,17 @@ macro_rules! impl_identity_store {
                         }
                         Self::insert_tenant_row(c, t).await?;
                     }
-                    IdentityOp::UpdateTenant { id, name, status } => {
+                    IdentityOp::UpdateTenant { id, name, status, rate_limits } => {
                         let n = sqlx::query(
-                            "UPDATE tenants SET name = COALESCE($2, name), status = COALESCE($3, status) \
+                            "UPDATE tenants SET name = COALESCE($2, name), status = COALESCE($3, status), \
+                             rate_limits = CASE WHEN $4 THEN $5 ELSE rate_limits END \
                              WHERE id = $1 AND kind = 'tenant'",
                         )
                         .bind(id)
                         .bind(name)
                         .bind(status)
+                        .bind(rate_limits.is_some())
+                        .bind(rate_limits.clone().flatten())
                         .execute(&mut *c)
                         .await?
                         .rows_affected();

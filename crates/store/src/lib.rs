@@ -165,6 +165,10 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
     async fn all_policies(&self) -> Result<(Vec<PolicyRow>, Vec<BindingRow>)>;
     /// Bumped by every policy or binding change (in the same transaction).
     async fn policy_version(&self) -> Result<i64>;
+    /// Bumped by every committed change for which [`WriteOp::changes_auth`] holds, wherever nodes share
+    /// the database. (A SQLite file serves one node, which drops its own caches as it makes the change, so
+    /// the writer thread's fast path does not bump it.)
+    async fn auth_epoch(&self) -> Result<i64>;
     async fn list_secret_policies(&self, tenant_id: &str) -> Result<Vec<SecretPolicyRow>>;
     async fn get_secret_policy(&self, tenant_id: &str, id: &str)
         -> Result<Option<SecretPolicyRow>>;
@@ -219,6 +223,14 @@ mod tests {
                 .filter(|l| !l.trim_start().starts_with("--"))
                 .collect::<Vec<_>>()
                 .join("\n");
+            if let Some(rest) = stmt.trim().strip_prefix("ALTER TABLE ") {
+                // `ALTER TABLE t ADD COLUMN c type`: the column must be added in both dialects too.
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                if let [table, "ADD", "COLUMN", col, ..] = words[..] {
+                    out.push((format!("{table} +"), vec![col.to_owned()]));
+                }
+                continue;
+            }
             let Some(rest) = stmt.trim().strip_prefix("CREATE TABLE ") else {
                 continue;
             };

@@ -26,6 +26,8 @@ pub struct TenantRow {
     pub status: String,
     /// `tenant`, or `partner` for the row holding a partner's shared secrets (its id is the partner's).
     pub kind: String,
+    /// Rate-limit overrides for the tenant's identities, a JSON object `{category: per-minute}`.
+    pub rate_limits: Option<String>,
 }
 
 #[derive(Debug, Clone)]

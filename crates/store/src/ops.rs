@@ -97,7 +97,7 @@ pub enum WriteOp {
         audit: Vec<AuditEntry>,
     },
     /// Creates a service account: its identity, its client id and its first secret. Fails with
-    /// [`OpError::Exists`] when the tenant already has an identity with that id.
+    /// [`OpError::AlreadyExists`] when the tenant already has an identity with that id.
     CreateServiceAccount {
         account: Box<crate::model::ServiceAccountRow>,
         secret: crate::model::ClientSecretRow,
@@ -155,6 +155,17 @@ pub struct UpdateMetadata {
 }
 
 impl WriteOp {
+    /// Does this change who a token stands for (so other nodes must drop cached principals)?
+    pub fn changes_auth(&self) -> bool {
+        matches!(
+            self,
+            WriteOp::RevokeToken { .. }
+                | WriteOp::Identity { .. }
+                | WriteOp::DisableServiceAccount { .. }
+                | WriteOp::RotateClientSecret { .. }
+        )
+    }
+
     pub fn audit_entries(&self) -> &[AuditEntry] {
         match self {
             WriteOp::Audit(a) => a,
@@ -209,6 +220,7 @@ pub enum OpError {
     SoftDeleted { recoverable_until: Option<i64> },
     #[error("store: {0}")]
     Store(String),
+    /// An identity, service account, client id, partner or tenant with that id already exists.
     #[error("already exists")]
     AlreadyExists,
     #[error("identity not found")]
@@ -219,7 +231,4 @@ pub enum OpError {
     /// The policy still has bindings.
     #[error("policy in use")]
     InUse,
-    /// A service account or client id already exists.
-    #[error("already exists")]
-    Exists,
 }

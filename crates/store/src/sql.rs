@@ -51,7 +51,6 @@ impl OpError {
             OpError::IdentityNotFound => ("identity_not_found", 404),
             OpError::Missing(code) => (code, 404),
             OpError::InUse => ("policy_in_use", 409),
-            OpError::Exists => ("already_exists", 409),
         }
     }
 }
@@ -802,7 +801,7 @@ macro_rules! impl_store {
                         .fetch_optional(&mut *c)
                         .await?;
                         if exists.is_some() {
-                            return Ok(Err(OpError::Exists));
+                            return Ok(Err(OpError::AlreadyExists));
                         }
                         sqlx::query(
                             "INSERT INTO identities (tenant_id, id, identity_type, display_name, roles, groups_json, scopes, created_at, disabled_at) \
@@ -1536,6 +1535,11 @@ macro_rules! impl_store {
                     .fetch_optional(&self.read).await?.unwrap_or(0))
             }
 
+            async fn auth_epoch(&self) -> Result<i64> {
+                Ok(sqlx::query_scalar("SELECT epoch FROM auth_epoch WHERE id = 1")
+                    .fetch_optional(&self.read).await?.unwrap_or(0))
+            }
+
             async fn list_secret_policies(&self, tenant_id: &str) -> Result<Vec<SecretPolicyRow>> {
                 let sql = format!("SELECT {SECRET_POLICY_COLS} FROM secret_policies WHERE tenant_id = $1 ORDER BY id LIMIT 1000");
                 let rows = sqlx::query(&sql).bind(tenant_id).fetch_all(&self.read).await?;
@@ -1589,6 +1593,9 @@ macro_rules! impl_store {
                     )
                     .await?;
                     results.push(outcome);
+                }
+                if ops.iter().zip(&results).any(|(op, r)| r.is_ok() && op.changes_auth()) {
+                    sqlx::query("UPDATE auth_epoch SET epoch = epoch + 1 WHERE id = 1").execute(&mut *tx).await?;
                 }
                 let AuditBatch { heads, rows, access } = batch;
                 Self::flush_audit(&mut *tx, &rows).await?;

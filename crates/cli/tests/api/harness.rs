@@ -286,6 +286,17 @@ impl TestServer {
         .await
     }
 
+    /// Sends a request with another bearer token.
+    pub async fn as_token(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Resp {
+        self.call_as(token, method, path, body, &[]).await
+    }
+
     pub async fn put(&self, path: &str, body: &Value) -> Resp {
         self.call(Method::PUT, path, Some(body)).await
     }

@@ -1,30 +1,14 @@
 //! Personal access tokens and per-identity rate limits.
 
-use crate::harness::{anon_client, spawn, Backend, Resp, TestServer};
-use serde_json::{json, Value};
+use crate::harness::{eventually, spawn, spawn_peer, Backend, Resp};
+use serde_json::json;
+use std::time::Duration;
 
 both!(
     token_lifecycle,
     rate_limits_headers_and_429,
     batch_counts_reads
 );
-
-/// A request with another bearer token.
-async fn as_token(
-    s: &TestServer,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<&Value>,
-) -> Resp {
-    let mut req = anon_client()
-        .request(method, s.url(path))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    Resp::from(req.send().await.unwrap()).await
-}
 
 async fn token_lifecycle(backend: Backend) {
     let s = spawn(backend).await;
@@ -43,17 +27,10 @@ async fn token_lifecycle(backend: Backend) {
     assert_eq!(r.body["status"], "active");
 
     // The new token reads but may not write, and cannot mint wider tokens.
-    as_token(
-        &s,
-        &token,
-        reqwest::Method::GET,
-        "/v1/secrets/app/one",
-        None,
-    )
-    .await
-    .expect(200);
-    as_token(
-        &s,
+    s.as_token(&token, reqwest::Method::GET, "/v1/secrets/app/one", None)
+        .await
+        .expect(200);
+    s.as_token(
         &token,
         reqwest::Method::PUT,
         "/v1/secrets/app/one",
@@ -61,8 +38,7 @@ async fn token_lifecycle(backend: Backend) {
     )
     .await
     .expect_error(403, "insufficient_scope");
-    as_token(
-        &s,
+    s.as_token(
         &token,
         reqwest::Method::POST,
         "/v1/auth/tokens",
@@ -70,7 +46,9 @@ async fn token_lifecycle(backend: Backend) {
     )
     .await
     .expect_validation("scopes[0]");
-    let who = as_token(&s, &token, reqwest::Method::GET, "/v1/auth/whoami", None).await;
+    let who = s
+        .as_token(&token, reqwest::Method::GET, "/v1/auth/whoami", None)
+        .await;
     who.expect(200);
     assert!(who.body["token_expires_at"].is_string(), "{who}");
 
@@ -100,15 +78,9 @@ async fn token_lifecycle(backend: Backend) {
 
     // Revocation is effective at once, also for a token that was just used (and cached).
     s.delete(&format!("/v1/auth/tokens/{id}")).await.expect(200);
-    as_token(
-        &s,
-        &token,
-        reqwest::Method::GET,
-        "/v1/secrets/app/one",
-        None,
-    )
-    .await
-    .expect_error(401, "token_revoked");
+    s.as_token(&token, reqwest::Method::GET, "/v1/secrets/app/one", None)
+        .await
+        .expect_error(401, "token_revoked");
     s.delete(&format!("/v1/auth/tokens/{id}"))
         .await
         .expect_error(404, "not_found");
@@ -186,4 +158,79 @@ async fn batch_counts_reads(backend: Backend) {
     s.get("/v1/secrets/b/s0")
         .await
         .expect_error(429, "rate_limited");
+}
+
+/// Two nodes on one PostgreSQL database: a token revoked (or an identity disabled) on one node is refused
+/// by the other within about a second, well before the other node's 5 s principal cache would expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_reaches_every_node() {
+    let a = spawn(Backend::Postgres).await;
+    let b = spawn_peer(&a, Vec::new()).await;
+    a.post(
+        "/v1/identity/tenants/tnt_default/users",
+        &json!({"email": "eve@example.com", "scopes": ["secrets:read"]}),
+    )
+    .await
+    .expect(201);
+    let mint = |name: &'static str| {
+        let a = &a;
+        async move {
+            let r = a
+                .post(
+                    "/v1/auth/tokens",
+                    &json!({"name": name, "identity_id": "user:eve@example.com", "scopes": ["secrets:read"]}),
+                )
+                .await;
+            r.expect(201);
+            (
+                r.body["id"].as_str().unwrap().to_owned(),
+                r.body["token"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let (revoked_id, revoked) = mint("revoked").await;
+    let (_, disabled) = mint("disabled").await;
+    // Node B has both tokens' principals cached.
+    for t in [&revoked, &disabled] {
+        b.as_token(t, reqwest::Method::GET, "/v1/auth/whoami", None)
+            .await
+            .expect(200);
+    }
+
+    a.delete(&format!("/v1/auth/tokens/{revoked_id}"))
+        .await
+        .expect(200);
+    let r = eventually(
+        Duration::from_millis(3500),
+        "node B refuses the revoked token",
+        || async {
+            let r = b
+                .as_token(&revoked, reqwest::Method::GET, "/v1/auth/whoami", None)
+                .await;
+            (r.status == 401).then_some(r)
+        },
+    )
+    .await;
+    r.expect_error(401, "token_revoked");
+
+    b.as_token(&disabled, reqwest::Method::GET, "/v1/auth/whoami", None)
+        .await
+        .expect(200);
+    a.patch(
+        "/v1/identity/tenants/tnt_default/users/eve@example.com",
+        &json!({"status": "DISABLED"}),
+    )
+    .await
+    .expect(200);
+    eventually(
+        Duration::from_millis(3500),
+        "node B refuses the disabled identity's token",
+        || async {
+            let r = b
+                .as_token(&disabled, reqwest::Method::GET, "/v1/auth/whoami", None)
+                .await;
+            (r.status == 401 || r.status == 403).then_some(())
+        },
+    )
+    .await;
 }

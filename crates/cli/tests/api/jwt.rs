@@ -16,24 +16,9 @@ both!(
     own_jwts_jwks_rotation_introspection
 );
 
-async fn as_token(
-    s: &TestServer,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<&Value>,
-) -> Resp {
-    let mut req = anon_client()
-        .request(method, s.url(path))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    Resp::from(req.send().await.unwrap()).await
-}
-
 async fn whoami(s: &TestServer, token: &str) -> Resp {
-    as_token(s, token, reqwest::Method::GET, "/v1/auth/whoami", None).await
+    s.as_token(token, reqwest::Method::GET, "/v1/auth/whoami", None)
+        .await
 }
 
 async fn token_form(s: &TestServer, form: &[(&str, &str)]) -> Resp {
@@ -179,11 +164,10 @@ async fn service_account_lifecycle(backend: Backend) {
     }
 
     // The JWT works within its scopes only; whoami keeps the documented shape.
-    as_token(&s, &jwt, reqwest::Method::GET, "/v1/secrets/app/one", None)
+    s.as_token(&jwt, reqwest::Method::GET, "/v1/secrets/app/one", None)
         .await
         .expect(200);
-    as_token(
-        &s,
+    s.as_token(
         &jwt,
         reqwest::Method::PUT,
         "/v1/secrets/app/one",
@@ -202,8 +186,7 @@ async fn service_account_lifecycle(backend: Backend) {
             && me.body["partner_id"].is_string()
     );
     // A JWT cannot manage service accounts without identity:admin.
-    as_token(
-        &s,
+    s.as_token(
         &jwt,
         reqwest::Method::GET,
         "/v1/identity/service-accounts",
@@ -225,15 +208,9 @@ async fn service_account_lifecycle(backend: Backend) {
     r.expect(200);
     assert_eq!(r.body["scope"], "secrets:read");
     let narrow = r.body["access_token"].as_str().unwrap().to_owned();
-    as_token(
-        &s,
-        &narrow,
-        reqwest::Method::GET,
-        "/v1/secrets?limit=1",
-        None,
-    )
-    .await
-    .expect_error(403, "insufficient_scope");
+    s.as_token(&narrow, reqwest::Method::GET, "/v1/secrets?limit=1", None)
+        .await
+        .expect_error(403, "insufficient_scope");
     let r = token_form(
         &s,
         &[
@@ -373,8 +350,7 @@ async fn own_jwts_jwks_rotation_introspection(backend: Backend) {
 
     // Rotation: a new current key, the old one stays published and its tokens keep working.
     let sa_token = old.clone();
-    as_token(
-        &s,
+    s.as_token(
         &sa_token,
         reqwest::Method::POST,
         "/v1/auth/keys/rotate",
@@ -454,8 +430,7 @@ async fn own_jwts_jwks_rotation_introspection(backend: Backend) {
         r.expect(200);
         assert_eq!(r.body, json!({"active": false}), "{bad}");
     }
-    as_token(
-        &s,
+    s.as_token(
         &new,
         reqwest::Method::POST,
         "/v1/auth/introspect",
@@ -594,7 +569,7 @@ async fn external_issuer_tokens_and_exchange() {
     assert_eq!(me.body["scopes"], json!(["secrets:read", "audit:read"]));
     assert_eq!(me.body["groups"], json!(["group:sre"]));
     assert!(me.body["mfa_verified_at"].is_string() && me.body["token_expires_at"].is_string());
-    as_token(&s, &good, reqwest::Method::GET, "/v1/secrets/app/one", None)
+    s.as_token(&good, reqwest::Method::GET, "/v1/secrets/app/one", None)
         .await
         .expect(200);
     assert_eq!(idp.fetches.load(Ordering::SeqCst), 1);
@@ -701,8 +676,7 @@ async fn external_issuer_tokens_and_exchange() {
     let me = whoami(&s, &exchanged).await;
     me.expect(200);
     assert_eq!(me.body["identity_id"], "sa:billing");
-    as_token(
-        &s,
+    s.as_token(
         &exchanged,
         reqwest::Method::GET,
         "/v1/secrets/app/one",
@@ -710,8 +684,7 @@ async fn external_issuer_tokens_and_exchange() {
     )
     .await
     .expect(200);
-    as_token(
-        &s,
+    s.as_token(
         &exchanged,
         reqwest::Method::GET,
         "/v1/secrets?limit=1",

@@ -11,7 +11,8 @@ both!(
     roles_and_self_elevation,
     tenant_resolution,
     partner_secrets,
-    cross_tenant_matrix
+    cross_tenant_matrix,
+    tenant_rate_limits
 );
 
 /// Two partners: acme (prod and dev tenants) and other (one tenant), with users and tokens.
@@ -136,10 +137,6 @@ async fn world(s: &TestServer) -> World {
     }
 }
 
-async fn as_(s: &TestServer, token: &str, m: Method, path: &str, body: Option<&Value>) -> Resp {
-    s.call_as(token, m, path, body, &[]).await
-}
-
 async fn identity_management(backend: Backend) {
     let s = spawn(backend).await;
     let w = world(&s).await;
@@ -167,16 +164,21 @@ async fn identity_management(backend: Backend) {
     assert_eq!(r.body["total"], 2);
 
     // A partner admin sees only its partner; a plain user only its own tenant.
-    let r = as_(&s, &w.alice, Method::GET, "/v1/identity/tenants", None).await;
+    let r = s
+        .as_token(&w.alice, Method::GET, "/v1/identity/tenants", None)
+        .await;
     assert_eq!(r.body["total"], 2, "{r}");
-    let r = as_(&s, &w.alice, Method::GET, "/v1/identity/partners", None).await;
+    let r = s
+        .as_token(&w.alice, Method::GET, "/v1/identity/partners", None)
+        .await;
     assert_eq!(r.body["total"], 1, "{r}");
     assert_eq!(r.body["partners"][0]["id"], "ptn_acme");
-    let r = as_(&s, &w.carol, Method::GET, "/v1/identity/tenants", None).await;
+    let r = s
+        .as_token(&w.carol, Method::GET, "/v1/identity/tenants", None)
+        .await;
     assert_eq!(r.body["total"], 1, "{r}");
     assert_eq!(r.body["tenants"][0]["id"], "tnt_acme_dev");
-    as_(
-        &s,
+    s.as_token(
         &w.alice,
         Method::GET,
         "/v1/identity/tenants?partner_id=ptn_other",
@@ -184,8 +186,7 @@ async fn identity_management(backend: Backend) {
     )
     .await
     .expect_error(403, "access_denied");
-    as_(
-        &s,
+    s.as_token(
         &w.carol,
         Method::GET,
         "/v1/identity/partners/ptn_other",
@@ -262,7 +263,9 @@ async fn identity_management(backend: Backend) {
     assert_eq!(r.body["members"][0]["user_id"], "user:carol@acme.example");
     assert_eq!(r.body["members"][0]["email"], "carol@acme.example");
     assert_eq!(r.body["members"][0]["membership_type"], "DIRECT");
-    let r = as_(&s, &w.carol, Method::GET, "/v1/auth/whoami", None).await;
+    let r = s
+        .as_token(&w.carol, Method::GET, "/v1/auth/whoami", None)
+        .await;
     r.expect(200);
     assert_eq!(r.body["groups"], json!(["group:sre"]), "{r}");
     assert_eq!(r.body["tenant_id"], "tnt_acme_dev");
@@ -294,7 +297,9 @@ async fn identity_management(backend: Backend) {
         .await
         .expect(204);
     // Another node's cache would need its TTL; this node drops cached principals at once.
-    let r = as_(&s, &w.carol, Method::GET, "/v1/auth/whoami", None).await;
+    let r = s
+        .as_token(&w.carol, Method::GET, "/v1/auth/whoami", None)
+        .await;
     assert_eq!(r.body["groups"], json!([]), "{r}");
 
     // Disabling a user stops her tokens; re-enabling restores them.
@@ -304,7 +309,7 @@ async fn identity_management(backend: Backend) {
     )
     .await
     .expect(200);
-    as_(&s, &w.carol, Method::GET, "/v1/auth/whoami", None)
+    s.as_token(&w.carol, Method::GET, "/v1/auth/whoami", None)
         .await
         .expect_error(401, "token_revoked");
     s.patch(
@@ -314,7 +319,9 @@ async fn identity_management(backend: Backend) {
     .await
     .expect(200);
     // Narrowing the identity's scopes narrows its existing token.
-    let r = as_(&s, &w.carol, Method::GET, "/v1/auth/whoami", None).await;
+    let r = s
+        .as_token(&w.carol, Method::GET, "/v1/auth/whoami", None)
+        .await;
     assert_eq!(r.body["scopes"], json!(["secrets:read"]), "{r}");
 
     // Suspending a tenant refuses its tokens.
@@ -324,7 +331,7 @@ async fn identity_management(backend: Backend) {
     )
     .await
     .expect(200);
-    as_(&s, &w.dave, Method::GET, "/v1/secrets", None)
+    s.as_token(&w.dave, Method::GET, "/v1/secrets", None)
         .await
         .expect_error(403, "access_denied");
     s.patch(
@@ -333,7 +340,7 @@ async fn identity_management(backend: Backend) {
     )
     .await
     .expect(200);
-    as_(&s, &w.dave, Method::GET, "/v1/secrets", None)
+    s.as_token(&w.dave, Method::GET, "/v1/secrets", None)
         .await
         .expect(200);
 
@@ -352,8 +359,7 @@ async fn roles_and_self_elevation(backend: Backend) {
     assert_eq!(r.body["roles"].as_array().unwrap().len(), 3);
 
     // A tenant admin cannot change roles at all; a partner admin can, within its partner.
-    as_(
-        &s,
+    s.as_token(
         &w.bob,
         Method::PUT,
         "/v1/identity/users/alice@acme.example/roles",
@@ -392,8 +398,7 @@ async fn roles_and_self_elevation(backend: Backend) {
     )
     .await
     .expect_error(403, "access_denied");
-    as_(
-        &s,
+    s.as_token(
         &w.alice,
         Method::PUT,
         "/v1/identity/users/alice@acme.example/roles",
@@ -401,8 +406,7 @@ async fn roles_and_self_elevation(backend: Backend) {
     )
     .await
     .expect_error(403, "access_denied");
-    as_(
-        &s,
+    s.as_token(
         &w.alice,
         Method::PUT,
         "/v1/identity/users/bob@acme.example/roles",
@@ -429,8 +433,7 @@ async fn roles_and_self_elevation(backend: Backend) {
     .await
     .expect(200);
     // Partner creation is for super admins only.
-    as_(
-        &s,
+    s.as_token(
         &w.alice,
         Method::POST,
         "/v1/identity/partners",
@@ -439,8 +442,7 @@ async fn roles_and_self_elevation(backend: Backend) {
     .await
     .expect_error(403, "access_denied");
     // A token for someone else needs an admin role over their tenant.
-    as_(
-        &s,
+    s.as_token(
         &w.bob,
         Method::POST,
         "/v1/auth/tokens",
@@ -448,14 +450,14 @@ async fn roles_and_self_elevation(backend: Backend) {
     )
     .await
     .expect_error(404, "identity_not_found");
-    let r = as_(
-        &s,
-        &w.bob,
-        Method::POST,
-        "/v1/auth/tokens",
-        Some(&json!({"identity_id": "user:alice@acme.example", "scopes": ["secrets:read"]})),
-    )
-    .await;
+    let r = s
+        .as_token(
+            &w.bob,
+            Method::POST,
+            "/v1/auth/tokens",
+            Some(&json!({"identity_id": "user:alice@acme.example", "scopes": ["secrets:read"]})),
+        )
+        .await;
     r.expect(201);
 }
 
@@ -463,8 +465,7 @@ async fn tenant_resolution(backend: Backend) {
     let s = spawn(backend).await;
     let w = world(&s).await;
     // A partner admin acts in a sibling tenant through the path prefix and through the header.
-    as_(
-        &s,
+    s.as_token(
         &w.alice,
         Method::PUT,
         "/v1/t/tnt_acme_dev/secrets/app/db",
@@ -484,11 +485,13 @@ async fn tenant_resolution(backend: Backend) {
     r.expect(200);
     assert_eq!(r.body["data"]["password"], "dev-pass");
     // The same path in alice's own tenant is a different secret.
-    as_(&s, &w.alice, Method::GET, "/v1/secrets/app/db", None)
+    s.as_token(&w.alice, Method::GET, "/v1/secrets/app/db", None)
         .await
         .expect_error(404, "secret_not_found");
     // carol (in dev) sees what alice wrote there.
-    let r = as_(&s, &w.carol, Method::GET, "/v1/secrets/app/db", None).await;
+    let r = s
+        .as_token(&w.carol, Method::GET, "/v1/secrets/app/db", None)
+        .await;
     assert_eq!(r.body["data"]["password"], "dev-pass", "{r}");
     // The path prefix wins over the header.
     let r = s
@@ -520,15 +523,9 @@ async fn tenant_resolution(backend: Backend) {
 
     // Without partner-admin privileges: tenant_access_denied, whether the tenant exists or not.
     for t in ["tnt_acme_prod", "tnt_nope"] {
-        as_(
-            &s,
-            &w.carol,
-            Method::GET,
-            &format!("/v1/t/{t}/secrets"),
-            None,
-        )
-        .await
-        .expect_error(403, "tenant_access_denied");
+        s.as_token(&w.carol, Method::GET, &format!("/v1/t/{t}/secrets"), None)
+            .await
+            .expect_error(403, "tenant_access_denied");
         s.call_as(
             &w.carol,
             Method::GET,
@@ -540,26 +537,20 @@ async fn tenant_resolution(backend: Backend) {
         .expect_error(403, "tenant_access_denied");
     }
     // bob is tenant_admin, not partner_admin: same.
-    as_(&s, &w.bob, Method::GET, "/v1/t/tnt_acme_dev/secrets", None)
+    s.as_token(&w.bob, Method::GET, "/v1/t/tnt_acme_dev/secrets", None)
         .await
         .expect_error(403, "tenant_access_denied");
     // A partner admin outside its partner: access_denied; an unknown tenant: tenant_not_found.
-    as_(&s, &w.alice, Method::GET, "/v1/t/tnt_other/secrets", None)
+    s.as_token(&w.alice, Method::GET, "/v1/t/tnt_other/secrets", None)
         .await
         .expect_error(403, "access_denied");
-    as_(&s, &w.alice, Method::GET, "/v1/t/tnt_nope/secrets", None)
+    s.as_token(&w.alice, Method::GET, "/v1/t/tnt_nope/secrets", None)
         .await
         .expect_error(404, "tenant_not_found");
     // Naming one's own tenant is always fine.
-    as_(
-        &s,
-        &w.carol,
-        Method::GET,
-        "/v1/t/tnt_acme_dev/secrets",
-        None,
-    )
-    .await
-    .expect(200);
+    s.as_token(&w.carol, Method::GET, "/v1/t/tnt_acme_dev/secrets", None)
+        .await
+        .expect(200);
     // Refusals are audited in the caller's own tenant.
     let r = s
         .get("/v1/t/tnt_acme_dev/audit/logs?action=tenant_access&success=false")
@@ -572,8 +563,7 @@ async fn partner_secrets(backend: Backend) {
     let s = spawn(backend).await;
     let w = world(&s).await;
     // Partner admins write partner-scoped secrets; every tenant of the partner reads them.
-    as_(
-        &s,
+    s.as_token(
         &w.alice,
         Method::PUT,
         "/v1/partner/secrets/shared/webhook-signing-key",
@@ -582,35 +572,35 @@ async fn partner_secrets(backend: Backend) {
     .await
     .expect(201);
     for token in [&w.alice, &w.bob, &w.carol] {
-        let r = as_(
-            &s,
-            token,
-            Method::GET,
-            "/v1/partner/secrets/shared/webhook-signing-key",
-            None,
-        )
-        .await;
+        let r = s
+            .as_token(
+                token,
+                Method::GET,
+                "/v1/partner/secrets/shared/webhook-signing-key",
+                None,
+            )
+            .await;
         r.expect(200);
         assert_eq!(r.body["data"]["key"], "whsec-partner");
     }
-    let r = as_(
-        &s,
-        &w.carol,
-        Method::GET,
-        "/v1/partner/secrets?prefix=shared",
-        None,
-    )
-    .await;
+    let r = s
+        .as_token(
+            &w.carol,
+            Method::GET,
+            "/v1/partner/secrets?prefix=shared",
+            None,
+        )
+        .await;
     r.expect(200);
     assert_eq!(r.body["secrets"].as_array().unwrap().len(), 1, "{r}");
-    let r = as_(
-        &s,
-        &w.carol,
-        Method::POST,
-        "/v1/partner/secrets/batch",
-        Some(&json!({"paths": ["shared/webhook-signing-key"]})),
-    )
-    .await;
+    let r = s
+        .as_token(
+            &w.carol,
+            Method::POST,
+            "/v1/partner/secrets/batch",
+            Some(&json!({"paths": ["shared/webhook-signing-key"]})),
+        )
+        .await;
     r.expect(200);
     assert_eq!(
         r.body["secrets"]["shared/webhook-signing-key"]["data"]["key"], "whsec-partner",
@@ -618,8 +608,7 @@ async fn partner_secrets(backend: Backend) {
     );
     // Only partner admins change them (a tenant admin is not enough).
     for token in [&w.bob, &w.carol] {
-        as_(
-            &s,
+        s.as_token(
             token,
             Method::PUT,
             "/v1/partner/secrets/shared/webhook-signing-key",
@@ -628,8 +617,7 @@ async fn partner_secrets(backend: Backend) {
         .await
         .expect_error(403, "access_denied");
     }
-    as_(
-        &s,
+    s.as_token(
         &w.bob,
         Method::DELETE,
         "/v1/partner/secrets/shared/webhook-signing-key",
@@ -638,8 +626,7 @@ async fn partner_secrets(backend: Backend) {
     .await
     .expect_error(403, "access_denied");
     // carol's token lacks secrets:delete: the scope check comes first.
-    as_(
-        &s,
+    s.as_token(
         &w.carol,
         Method::DELETE,
         "/v1/partner/secrets/shared/webhook-signing-key",
@@ -648,8 +635,7 @@ async fn partner_secrets(backend: Backend) {
     .await
     .expect_error(403, "insufficient_scope");
     // The tenant path of the same name is separate.
-    as_(
-        &s,
+    s.as_token(
         &w.carol,
         Method::GET,
         "/v1/secrets/shared/webhook-signing-key",
@@ -658,8 +644,7 @@ async fn partner_secrets(backend: Backend) {
     .await
     .expect_error(404, "secret_not_found");
     // Another partner's tenants do not see it.
-    as_(
-        &s,
+    s.as_token(
         &w.dave,
         Method::GET,
         "/v1/partner/secrets/shared/webhook-signing-key",
@@ -667,16 +652,18 @@ async fn partner_secrets(backend: Backend) {
     )
     .await
     .expect_error(404, "secret_not_found");
-    let r = as_(&s, &w.dave, Method::GET, "/v1/partner/secrets", None).await;
+    let r = s
+        .as_token(&w.dave, Method::GET, "/v1/partner/secrets", None)
+        .await;
     assert_eq!(r.body["secrets"], json!([]), "{r}");
-    let r = as_(
-        &s,
-        &w.carol,
-        Method::GET,
-        "/v1/partner/secrets/shared/webhook-signing-key",
-        None,
-    )
-    .await;
+    let r = s
+        .as_token(
+            &w.carol,
+            Method::GET,
+            "/v1/partner/secrets/shared/webhook-signing-key",
+            None,
+        )
+        .await;
     assert_eq!(
         r.body["data"]["key"], "whsec-partner",
         "the refused writes changed nothing"
@@ -693,8 +680,7 @@ async fn cross_tenant_matrix(backend: Backend) {
     // partner admin of A's partner, which is not B's.
     let canary_value = "canary-value-9f2e7";
     let b_path = "canaryb/db/password";
-    as_(
-        &s,
+    s.as_token(
         &w.dave,
         Method::PUT,
         &format!("/v1/secrets/{b_path}"),
@@ -702,8 +688,7 @@ async fn cross_tenant_matrix(backend: Backend) {
     )
     .await
     .expect(201);
-    as_(
-        &s,
+    s.as_token(
         &w.dave,
         Method::PUT,
         "/v1/secrets/canaryb/other",
@@ -713,9 +698,7 @@ async fn cross_tenant_matrix(backend: Backend) {
     .expect(201);
     // Never named in any request of A: only a leak could show these.
     let mut b_request_ids = Vec::new();
-    let r = as_(
-        &s,
-        &w.dave,
+    let r = s.as_token(&w.dave,
         Method::PUT,
         "/v1/secrets/hiddenb/zeta",
         Some(&json!({"data": {"x": canary_value}, "metadata": {"description": "canary-desc-b", "tags": ["canaryteam"]}})),
@@ -723,18 +706,12 @@ async fn cross_tenant_matrix(backend: Backend) {
     .await;
     r.expect(201);
     b_request_ids.push(r.request_id.clone().unwrap());
-    let r = as_(
-        &s,
-        &w.dave,
-        Method::GET,
-        &format!("/v1/secrets/{b_path}"),
-        None,
-    )
-    .await;
+    let r = s
+        .as_token(&w.dave, Method::GET, &format!("/v1/secrets/{b_path}"), None)
+        .await;
     r.expect(200);
     b_request_ids.push(r.request_id.clone().unwrap());
-    as_(
-        &s,
+    s.as_token(
         &w.dave,
         Method::PATCH,
         "/v1/identity/tenants/tnt_other/users/dave@other.example",
@@ -742,8 +719,7 @@ async fn cross_tenant_matrix(backend: Backend) {
     )
     .await
     .expect(200);
-    as_(
-        &s,
+    s.as_token(
         &w.dave,
         Method::POST,
         "/v1/identity/tenants/tnt_other/groups",
@@ -751,19 +727,17 @@ async fn cross_tenant_matrix(backend: Backend) {
     )
     .await
     .expect(201);
-    let dave_token = as_(
-        &s,
-        &w.dave,
-        Method::POST,
-        "/v1/auth/tokens",
-        Some(&json!({"name": "canary-token-name"})),
-    )
-    .await;
+    let dave_token = s
+        .as_token(
+            &w.dave,
+            Method::POST,
+            "/v1/auth/tokens",
+            Some(&json!({"name": "canary-token-name"})),
+        )
+        .await;
     dave_token.expect(201);
     let b_token_id = dave_token.body["id"].as_str().unwrap().to_owned();
-    let r = as_(
-        &s,
-        &w.dave,
+    let r = s.as_token(&w.dave,
         Method::POST,
         "/v1/policies",
         Some(&json!({"name": "canary-policy-name", "rules": [{"path_pattern": "hiddenb/**", "permissions": ["read"]}]})),
@@ -771,8 +745,7 @@ async fn cross_tenant_matrix(backend: Backend) {
     .await;
     r.expect(201);
     let b_policy = r.body["id"].as_str().unwrap().to_owned();
-    as_(
-        &s,
+    s.as_token(
         &w.dave,
         Method::POST,
         &format!("/v1/policies/{b_policy}/bindings"),
@@ -1036,39 +1009,38 @@ async fn cross_tenant_matrix(backend: Backend) {
     assert!(checked >= 250, "{checked}");
 
     // Nothing of B changed.
-    let r = as_(
-        &s,
-        &w.dave,
-        Method::GET,
-        &format!("/v1/secrets/{b_path}"),
-        None,
-    )
-    .await;
+    let r = s
+        .as_token(&w.dave, Method::GET, &format!("/v1/secrets/{b_path}"), None)
+        .await;
     r.expect(200);
     assert_eq!(r.body["data"]["password"], canary_value);
     assert_eq!(r.body["version"], 1);
-    let r = as_(&s, &w.dave, Method::GET, "/v1/auth/whoami", None).await;
+    let r = s
+        .as_token(&w.dave, Method::GET, "/v1/auth/whoami", None)
+        .await;
     r.expect(200);
     assert_eq!(r.body["roles"], json!(["tenant_admin"]));
-    let r = as_(
-        &s,
-        &w.dave,
-        Method::GET,
-        "/v1/identity/tenants/tnt_other/users",
-        None,
-    )
-    .await;
+    let r = s
+        .as_token(
+            &w.dave,
+            Method::GET,
+            "/v1/identity/tenants/tnt_other/users",
+            None,
+        )
+        .await;
     assert_eq!(r.body["total"], 1, "no user was added to B: {r}");
-    let r = as_(
-        &s,
-        &w.dave,
-        Method::GET,
-        "/v1/identity/groups/canarygroup/members",
-        None,
-    )
-    .await;
+    let r = s
+        .as_token(
+            &w.dave,
+            Method::GET,
+            "/v1/identity/groups/canarygroup/members",
+            None,
+        )
+        .await;
     assert_eq!(r.body["total"], 0, "{r}");
-    let r = as_(&s, &w.dave, Method::GET, "/v1/auth/tokens", None).await;
+    let r = s
+        .as_token(&w.dave, Method::GET, "/v1/auth/tokens", None)
+        .await;
     assert!(
         r.body["tokens"]
             .as_array()
@@ -1077,25 +1049,170 @@ async fn cross_tenant_matrix(backend: Backend) {
             .all(|t| t["status"] == "active"),
         "{r}"
     );
-    let r = as_(
-        &s,
-        &w.dave,
-        Method::GET,
-        &format!("/v1/policies/{b_policy}"),
-        None,
-    )
-    .await;
+    let r = s
+        .as_token(
+            &w.dave,
+            Method::GET,
+            &format!("/v1/policies/{b_policy}"),
+            None,
+        )
+        .await;
     r.expect(200);
     assert_eq!(r.body["name"], "canary-policy-name", "{r}");
-    let r = as_(
-        &s,
+    let r = s
+        .as_token(
+            &w.dave,
+            Method::GET,
+            &format!("/v1/policies/{b_policy}/bindings"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["bindings"].as_array().map(Vec::len), Some(1), "{r}");
+    let r = s
+        .as_token(&w.dave, Method::GET, "/v1/audit/verify", None)
+        .await;
+    r.expect(200);
+}
+
+fn limit_header(r: &Resp) -> Option<u64> {
+    r.headers
+        .get("x-ratelimit-limit")
+        .map(|v| v.to_str().unwrap().parse().unwrap())
+}
+
+/// Rate limits configurable per tenant: partner admins set overrides on a tenant, its identities' buckets
+/// follow them at once, other tenants keep the node's limits, and a tenant cannot lift its own.
+async fn tenant_rate_limits(backend: Backend) {
+    let mut s = spawn(backend).await;
+    // The node's own limits apply wherever a tenant has no override.
+    s.rate_limits = "read=1000,list=100".into();
+    s.restart().await;
+    let w = world(&s).await;
+    let dev = "/v1/identity/tenants/tnt_acme_dev";
+
+    // A tenant admin cannot raise (or set) its tenant's limits; nor can anyone outside the partner.
+    s.as_token(
+        &w.bob,
+        Method::PATCH,
+        "/v1/identity/tenants/tnt_acme_prod",
+        Some(&json!({"rate_limits": {"read": 0}})),
+    )
+    .await
+    .expect_error(403, "access_denied");
+    s.as_token(
         &w.dave,
-        Method::GET,
-        &format!("/v1/policies/{b_policy}/bindings"),
-        None,
+        Method::PATCH,
+        dev,
+        Some(&json!({"rate_limits": {"read": 0}})),
+    )
+    .await
+    .expect_error_in(&[(403, "tenant_access_denied"), (403, "access_denied")]);
+    for bad in [
+        json!({"rate_limits": {"reads": 5}}),
+        json!({"rate_limits": {"read": -1}}),
+        json!({"rate_limits": {"read": "5"}}),
+        json!({"rate_limits": [5]}),
+    ] {
+        s.as_token(&w.alice, Method::PATCH, dev, Some(&bad))
+            .await
+            .expect_validation("rate_limits");
+    }
+
+    let r = s
+        .as_token(
+            &w.alice,
+            Method::PATCH,
+            dev,
+            Some(&json!({"rate_limits": {"read": 2, "list": 0}})),
+        )
+        .await;
+    r.expect(200);
+    assert_eq!(r.body["rate_limits"], json!({"list": 0, "read": 2}), "{r}");
+    let r = s.as_token(&w.alice, Method::GET, dev, None).await;
+    assert_eq!(r.body["rate_limits"], json!({"list": 0, "read": 2}), "{r}");
+
+    s.as_token(
+        &w.carol,
+        Method::PUT,
+        "/v1/secrets/app/x",
+        Some(&json!({"data": {"k": "v"}})),
+    )
+    .await
+    .expect(201);
+    for left in [1, 0] {
+        let r = s
+            .as_token(&w.carol, Method::GET, "/v1/secrets/app/x", None)
+            .await;
+        r.expect(200);
+        assert_eq!(limit_header(&r), Some(2), "{r}");
+        assert_eq!(
+            r.headers["x-ratelimit-remaining"],
+            left.to_string().as_str(),
+            "{r}"
+        );
+    }
+    let r = s
+        .as_token(&w.carol, Method::GET, "/v1/secrets/app/x", None)
+        .await;
+    r.expect_error(429, "rate_limited");
+    assert!(r.headers.contains_key("retry-after"), "{r}");
+    assert_eq!(r.details()["limit"], 2, "{r}");
+    // `0` lifts the category's limit for the tenant: no bucket, so no headers.
+    let r = s
+        .as_token(&w.carol, Method::GET, "/v1/secrets?limit=1", None)
+        .await;
+    r.expect(200);
+    assert_eq!(limit_header(&r), None, "{r}");
+
+    // Another tenant keeps the node's limits.
+    s.as_token(
+        &w.dave,
+        Method::PUT,
+        "/v1/secrets/app/x",
+        Some(&json!({"data": {"k": "v"}})),
+    )
+    .await
+    .expect(201);
+    let r = s
+        .as_token(&w.dave, Method::GET, "/v1/secrets/app/x", None)
+        .await;
+    r.expect(200);
+    assert_eq!(limit_header(&r), Some(1000), "{r}");
+
+    // `null` returns the tenant to the node's limits, at once on this node.
+    let r = s
+        .as_token(
+            &w.alice,
+            Method::PATCH,
+            dev,
+            Some(&json!({"rate_limits": null})),
+        )
+        .await;
+    r.expect(200);
+    assert_eq!(r.body["rate_limits"], Value::Null, "{r}");
+    let r = s
+        .as_token(&w.carol, Method::GET, "/v1/secrets?limit=1", None)
+        .await;
+    r.expect(200);
+    assert_eq!(limit_header(&r), Some(100), "{r}");
+
+    // Overrides can be given when the tenant is created, and survive a restart.
+    let r = s.as_token(&w.alice,
+        Method::POST,
+        "/v1/identity/tenants",
+        Some(&json!({"id": "tnt_acme_bench", "partner_id": "ptn_acme", "name": "bench", "rate_limits": {"all_reads_please": 1}})),
     )
     .await;
-    assert_eq!(r.body["bindings"].as_array().map(Vec::len), Some(1), "{r}");
-    let r = as_(&s, &w.dave, Method::GET, "/v1/audit/verify", None).await;
+    r.expect_validation("rate_limits");
+    s.as_token(&w.alice,
+        Method::POST,
+        "/v1/identity/tenants",
+        Some(&json!({"id": "tnt_acme_bench", "partner_id": "ptn_acme", "name": "bench", "rate_limits": {"read": 0, "write": 0}})),
+    )
+    .await
+    .expect(201);
+    s.restart().await;
+    let r = s.get("/v1/identity/tenants/tnt_acme_bench").await;
     r.expect(200);
+    assert_eq!(r.body["rate_limits"], json!({"read": 0, "write": 0}), "{r}");
 }

@@ -201,10 +201,7 @@ async fn batch_read(state: &AppState, ctx: &Ctx, body: Map<String, Value>) -> Ap
     let (retrieved, failed) = (secrets.len(), errs.len());
     // A batch is one batch call (taken by the pipeline) plus one read per secret returned.
     let n = u32::try_from(retrieved).unwrap_or(u32::MAX);
-    state
-        .rate
-        .take_shared(&ctx.rate_key(), crate::ratelimit::Category::Read, n, true)
-        .await;
+    super::ctx::take_rate(state, ctx, crate::ratelimit::Category::Read, n, true).await;
     Ok(Json(
         json!({ "secrets": secrets, "errors": errs, "retrieved": retrieved, "failed": failed }),
     )

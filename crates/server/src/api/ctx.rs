@@ -191,6 +191,28 @@ fn rate_limited(category: Category, d: &Decision) -> Response {
     resp
 }
 
+/// Takes `n` tokens from the caller's bucket of `category`, under its home tenant's overrides if it has
+/// any. A failed tenant lookup keeps the node's limits (the request itself fails elsewhere if it matters).
+pub async fn take_rate(
+    state: &AppState,
+    ctx: &Ctx,
+    category: Category,
+    n: u32,
+    force: bool,
+) -> Decision {
+    let home = state
+        .tenants
+        .get(&ctx.principal.tenant_id)
+        .await
+        .ok()
+        .flatten();
+    let overrides = home.as_ref().and_then(|t| t.rate_limits.as_ref());
+    state
+        .rate
+        .take_shared(&ctx.rate_key(), category, n, force, overrides)
+        .await
+}
+
 pub fn set_rate_headers(resp: &mut Response, d: &Decision) {
     if d.limit == 0 {
         return;
@@ -270,10 +292,7 @@ pub async fn pipeline(State(state): State<AppState>, mut req: Request, next: Nex
         };
         req.extensions_mut().insert(ctx.clone());
         let category = Category::of(&method, req.uri().path());
-        let decision = state
-            .rate
-            .take_shared(&ctx.rate_key(), category, 1, false)
-            .await;
+        let decision = take_rate(&state, &ctx, category, 1, false).await;
         let mut resp = if !decision.allowed {
             rate_limited(category, &decision)
         } else if let Some(e) = refusal {

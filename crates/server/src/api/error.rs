@@ -82,7 +82,6 @@ impl ApiError {
             )
             .with_details(json!({ "id": path }))
             .into(),
-            OpError::Exists => Error::new(ErrorCode::AlreadyExists, "Already exists").into(),
         }
     }
 }

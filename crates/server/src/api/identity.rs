@@ -9,6 +9,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{JsonObject, PathParam, PathParams, QueryMap};
 use super::view;
 use crate::auth::Principal;
+use crate::ratelimit::TenantLimits;
 use crate::state::AppState;
 use crate::tenancy::{
     is_partner_admin_of, is_super_admin, is_tenant_admin_of, tenant_not_found, PARTNER_ADMIN,
@@ -334,7 +335,28 @@ fn tenant_json(t: &TenantRow) -> Value {
         "slug": t.slug,
         "status": t.status,
         "created_at": rfc3339(t.created_at),
+        "rate_limits": crate::tenancy::tenant_limits(t).map(|l| l.to_json()),
     })
+}
+
+/// `rate_limits` of a tenant body: `Some(None)` for an explicit `null` (back to the node's limits),
+/// `Some(Some(json))` for valid overrides. Only partner admins reach this: a tenant must not lift its own
+/// limits.
+fn rate_limits_field(
+    body: &Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Option<String>> {
+    match body.get("rate_limits")? {
+        Value::Null => Some(None),
+        v => match TenantLimits::from_json(v) {
+            Ok(l) if l.is_empty() => Some(None),
+            Ok(l) => Some(Some(l.to_json().to_string())),
+            Err(e) => {
+                errors.push(FieldError::new("rate_limits", &e));
+                None
+            }
+        },
+    }
 }
 
 fn status_of(i: &IdentityRow) -> &'static str {
@@ -544,7 +566,12 @@ async fn create_tenant(
     p.require_scope(scope::IDENTITY_ADMIN)?;
     let body = body.require()?;
     let mut errors = Vec::new();
-    reject_unknown(&body, &["id", "name", "slug", "partner_id"], &mut errors);
+    reject_unknown(
+        &body,
+        &["id", "name", "slug", "partner_id", "rate_limits"],
+        &mut errors,
+    );
+    let rate_limits = rate_limits_field(&body, &mut errors).flatten();
     let name = opt_string(&body, "name", 200, &mut errors);
     if name.is_none() && !errors.iter().any(|e| e.field == "name") {
         errors.push(FieldError::new("name", "is required"));
@@ -574,10 +601,11 @@ async fn create_tenant(
             .with_details(json!({ "partner_id": partner_id }))
             .into());
     }
-    let row = state
+    let mut row = state
         .keys
         .new_tenant(&tid, &partner_id, name.as_deref().unwrap_or_default(), slug)
         .await?;
+    row.rate_limits = rate_limits;
     let view = tenant_json(&row);
     apply(
         &state,
@@ -606,7 +634,8 @@ async fn update_tenant(
     }
     let body = body.require()?;
     let mut errors = Vec::new();
-    reject_unknown(&body, &["name", "status"], &mut errors);
+    reject_unknown(&body, &["name", "status", "rate_limits"], &mut errors);
+    let rate_limits = rate_limits_field(&body, &mut errors);
     let name = opt_string(&body, "name", 200, &mut errors);
     let status = opt_string(&body, "status", 20, &mut errors).map(|s| s.to_ascii_uppercase());
     if status
@@ -625,6 +654,7 @@ async fn update_tenant(
             id: id.clone(),
             name,
             status,
+            rate_limits,
         },
     )
     .await?;

@@ -217,7 +217,7 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: JsonObject) -> Ap
             body["client_secret"] = json!(secret);
             Ok((StatusCode::CREATED, Json(body)).into_response())
         }
-        Err(OpError::Exists) => Err(Error::new(
+        Err(OpError::AlreadyExists) => Err(Error::new(
             ErrorCode::AlreadyExists,
             format!("Identity '{sa_id}' already exists in this tenant"),
         )
