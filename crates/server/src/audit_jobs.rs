@@ -218,7 +218,9 @@ pub fn build_target(d: &Destination, c: &Credentials) -> Result<Arc<dyn ObjectSt
             if let Some(t) = c.get("session_token") {
                 b = b.with_token(t);
             }
-            if let Some(e) = &d.endpoint {
+            // An S3-compatible store (MinIO, Ceph, moto) is named in the request or, so that a
+            // request can stay the documented one, next to its keys in the credentials secret.
+            if let Some(e) = d.endpoint.as_deref().or_else(|| c.get("endpoint")) {
                 b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
             }
             b.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)

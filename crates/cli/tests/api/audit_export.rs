@@ -27,9 +27,9 @@ const CREDS: &str = "infra/aws/audit-uploader";
 // ---- moto ---------------------------------------------------------------------------------------
 
 /// A moto S3 server on a free loopback port, killed on drop.
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for Moto {
@@ -65,7 +65,7 @@ async fn moto_bin() -> PathBuf {
 }
 
 impl Moto {
-    async fn start() -> Moto {
+    pub(crate) async fn start() -> Moto {
         let bin = moto_bin().await;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -93,7 +93,7 @@ impl Moto {
         moto
     }
 
-    async fn create_bucket(&self, name: &str) {
+    pub(crate) async fn create_bucket(&self, name: &str) {
         let r = reqwest::Client::new()
             .put(format!("{}/{name}", self.url))
             .send()
@@ -119,7 +119,7 @@ impl Moto {
             .unwrap()
     }
 
-    async fn download(&self, bucket: &str, key: &str) -> Vec<u8> {
+    pub(crate) async fn download(&self, bucket: &str, key: &str) -> Vec<u8> {
         use object_store::ObjectStore;
         let path = object_store::path::Path::parse(key).unwrap();
         let got = self
@@ -130,7 +130,7 @@ impl Moto {
         got.bytes().await.unwrap().to_vec()
     }
 
-    async fn keys(&self, bucket: &str) -> Vec<String> {
+    pub(crate) async fn keys(&self, bucket: &str) -> Vec<String> {
         use object_store::ObjectStore;
         let store = self.s3(bucket);
         let mut out = Vec::new();

@@ -41,6 +41,7 @@ mod identity;
 mod jwt;
 mod policies;
 mod ratelimit_redis;
+mod recipes;
 mod secrets;
 mod serving;
 mod tenancy;

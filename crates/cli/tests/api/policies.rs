@@ -935,62 +935,6 @@ async fn batch_and_list_enforcement(backend: Backend) {
 
 both!(batch_and_list_enforcement);
 
-/// The cookbook's "Policies and access" recipes, run verbatim with curl (host, token and the example
-/// policy id substituted).
-async fn cookbook_recipes(backend: Backend) {
-    let s = spawn(backend).await;
-    let seed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/recipes/policies.sh"
-    ))
-    .expect("docs/recipes/policies.sh");
-    let host = s.base_url.clone();
-    let first: String = seed
-        .split("\n\n")
-        .next()
-        .unwrap()
-        .replace("https://scaivault.scailabs.ai", &host);
-    let out = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(format!("set -euo pipefail\n{first}"))
-        .env("TOKEN", &s.admin_token)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
-    let rest: String = seed
-        .split("\n\n")
-        .skip(1)
-        .collect::<Vec<_>>()
-        .join("\n\n")
-        .replace("https://scaivault.scailabs.ai", &host)
-        .replace("pol_abc", &id);
-    let out = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(format!("set -euo pipefail\n{rest}"))
-        .env("TOKEN", &s.admin_token)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("\"identity_id\":\"sa:billing-prod\""),
-        "{stdout}"
-    );
-    assert!(stdout.trim_end().ends_with("true"), "{stdout}");
-}
-
-both!(cookbook_recipes);
-
 fn cli(s: &TestServer, dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scaivault"))
         .args(args)
