@@ -52,6 +52,22 @@ from .models import (
     WhoAmI,
     TokenIntrospection,
     WriteResult,
+    ClientSecretRotation,
+    CreatedServiceAccount,
+    Health,
+    HealthDetail,
+    IdentitySync,
+    Jwks,
+    KeyRotation,
+    RoleDefinition,
+    SecretPolicy,
+    SecretPolicyAttachment,
+    SecretPolicyDeletion,
+    SecretPolicyField,
+    ServerVersion,
+    ServiceAccount,
+    ServiceAccountDisable,
+    TokenExchange,
 )
 
 __all__ = [
@@ -60,6 +76,11 @@ __all__ = [
     "TokensResource",
     "AuditResource",
     "DynamicResource",
+    "IdentityResource",
+    "PoliciesResource",
+    "SecretPoliciesResource",
+    "ServiceAccountsResource",
+    "SystemResource",
 ]
 
 T = TypeVar("T")
@@ -393,6 +414,28 @@ class AuthResource(_Resource):
             "/v1/auth/introspect", TokenIntrospection.from_dict, json=body, idempotent=True
         )
 
+    def jwks(self) -> Jwks:
+        """The built-in issuer's public keys (also at ``/.well-known/jwks.json``); needs no
+        scope."""
+        return self._get("/v1/auth/jwks", Jwks.from_dict)
+
+    def rotate_keys(self) -> KeyRotation:
+        """Start signing with a new key (needs ``admin``); the old key stays published so tokens
+        it signed keep verifying until they expire."""
+        return self._post("/v1/auth/keys/rotate", KeyRotation.from_dict)
+
+    def exchange(
+        self, subject_token: str, scope: str | Iterable[str] | None = None
+    ) -> TokenExchange:
+        """RFC 8693 token exchange: a JWT of a trusted external issuer for a ScaiVault token."""
+        body = _drop_none(
+            grant_type="urn:ietf:params:oauth:grant-type:token-exchange",
+            subject_token=subject_token,
+            subject_token_type="urn:ietf:params:oauth:token-type:jwt",
+            scope=scope if scope is None or isinstance(scope, str) else " ".join(scope),
+        )
+        return self._post("/v1/auth/exchange", TokenExchange.from_dict, json=body)
+
 
 class AuditResource(_Resource):
     """``client.audit``: the audit trail (``/v1/audit``, scope ``audit:read``).
@@ -631,6 +674,18 @@ class IdentityResource(_Resource):
         body = _drop_none(name=name, id=id, slug=slug, region=region)
         return self._post("/v1/identity/partners", Partner.from_dict, json=body)
 
+    def get_partner(self, partner_id: str) -> Partner:
+        return self._get(f"/v1/identity/partners/{_escape(partner_id)}", Partner.from_dict)
+
+    def roles(self) -> list[RoleDefinition]:
+        """The admin roles this server knows, with what each may administer."""
+        return self._get("/v1/identity/roles", _items("roles", RoleDefinition.from_dict))
+
+    def sync(self, partner_id: str | None = None, tenant_id: str | None = None) -> IdentitySync:
+        """Kept for clients of the hosted API: completes at once with ``changes == 0``."""
+        params = {"partner_id": partner_id, "tenant_id": tenant_id}
+        return self._run(Call("POST", "/v1/identity/sync", IdentitySync.from_dict, params=params))
+
     def tenants(
         self,
         partner_id: str | None = None,
@@ -868,3 +923,155 @@ class PoliciesResource(_Resource):
         return self._post(
             "/v1/policies/test", PolicyTestResult.from_dict, json=body, idempotent=True
         )
+
+
+FieldArg = Union[SecretPolicyField, Mapping[str, Any]]
+
+
+def _secret_policy_body(
+    name: str,
+    fields: Iterable[FieldArg],
+    policy_type: str | None,
+    description: str | None,
+    is_active: bool | None,
+) -> dict[str, Any]:
+    return _drop_none(
+        name=name,
+        policy_type=policy_type,
+        description=description,
+        fields=[f.to_dict() if isinstance(f, SecretPolicyField) else dict(f) for f in fields],
+        is_active=is_active,
+    )
+
+
+class SecretPoliciesResource(_Resource):
+    """``client.secret_policies``: value recipes (``/v1/secret-policies``).
+
+    Reading needs ``policies:read``; creating, replacing and deleting need ``policies:write``
+    and an admin role. Attaching to a secret needs write permission on its path; later writes
+    of that secret are then checked against the policy's rules (``422`` naming ``data.<field>``).
+    """
+
+    def list(self) -> list[SecretPolicy]:
+        return self._get("/v1/secret-policies", _items("secret_policies", SecretPolicy.from_dict))
+
+    def get(self, policy_id: str) -> SecretPolicy:
+        return self._get(_secret_policy_url(policy_id), SecretPolicy.from_dict)
+
+    def create(
+        self,
+        name: str,
+        fields: Iterable[FieldArg],
+        policy_type: str | None = None,
+        description: str | None = None,
+        is_active: bool | None = None,
+    ) -> SecretPolicy:
+        """A new policy; ``policy_type`` is ``password``, ``api_key``, ``oauth_client``,
+        ``ssh_key`` or ``custom`` (the default)."""
+        body = _secret_policy_body(name, fields, policy_type, description, is_active)
+        return self._post("/v1/secret-policies", SecretPolicy.from_dict, json=body)
+
+    def update(
+        self,
+        policy_id: str,
+        name: str,
+        fields: Iterable[FieldArg],
+        policy_type: str | None = None,
+        description: str | None = None,
+        is_active: bool | None = None,
+    ) -> SecretPolicy:
+        """Replaces the policy (``PUT``: what is left out takes its default); attachments stay."""
+        body = _secret_policy_body(name, fields, policy_type, description, is_active)
+        return self._put(_secret_policy_url(policy_id), SecretPolicy.from_dict, json=body)
+
+    def delete(self, policy_id: str) -> SecretPolicyDeletion:
+        """Deletes the policy and detaches it from every secret."""
+        return self._delete(_secret_policy_url(policy_id), SecretPolicyDeletion.from_dict)
+
+    def attach(self, policy_id: str, path: str) -> SecretPolicyAttachment:
+        """Later writes of the secret at ``path`` must satisfy the policy."""
+        url = _secret_policy_url(policy_id, "/attach")
+        return self._post(url, SecretPolicyAttachment.from_dict, json={"path": path})
+
+    def detach(self, path: str) -> SecretPolicyAttachment:
+        """Lifts the secret policy of the secret at ``path``."""
+        return self._post(
+            "/v1/secret-policies/detach", SecretPolicyAttachment.from_dict, json={"path": path}
+        )
+
+
+def _secret_policy_url(policy_id: str, suffix: str = "") -> str:
+    return f"/v1/secret-policies/{_escape(policy_id)}{suffix}"
+
+
+def _service_account_url(account: str, suffix: str = "") -> str:
+    # ``sa:<name>`` or the bare name; names use [a-z0-9-_.], "." escaped like everywhere else.
+    return f"/v1/identity/service-accounts/{_escape(account, safe=':')}{suffix}"
+
+
+class ServiceAccountsResource(_Resource):
+    """``client.service_accounts``: service accounts with client credentials
+    (``/v1/identity/service-accounts``).
+
+    Reading needs ``identity:read`` (or ``identity:admin``); changes need ``identity:admin``.
+    Accounts are named ``sa:<name>``; every method takes the id or the bare name. Use the
+    client id and secret as ``ScaiVaultClient(client_id=…, client_secret=…)``.
+    """
+
+    def create(
+        self,
+        name: str,
+        scopes: Iterable[str] | None = None,
+        groups: Iterable[str] | None = None,
+        description: str | None = None,
+    ) -> CreatedServiceAccount:
+        """A new account; ``.client_secret`` is shown only here. ``scopes`` may not be wider
+        than the caller's; ``groups`` are ``group:<name>``."""
+        body = _drop_none(
+            name=name, description=description, scopes=_opt_list(scopes), groups=_opt_list(groups)
+        )
+        return self._post(
+            "/v1/identity/service-accounts", CreatedServiceAccount.from_dict, json=body
+        )
+
+    def list(self) -> list[ServiceAccount]:
+        return self._get(
+            "/v1/identity/service-accounts",
+            _items("service_accounts", ServiceAccount.from_dict),
+        )
+
+    def get(self, account: str) -> ServiceAccount:
+        return self._get(_service_account_url(account), ServiceAccount.from_dict)
+
+    def delete(self, account: str) -> ServiceAccountDisable:
+        """Disables the account: its secrets and every token it holds stop working at once."""
+        return self._delete(_service_account_url(account), ServiceAccountDisable.from_dict)
+
+    def rotate_secret(self, account: str, grace: str | None = None) -> ClientSecretRotation:
+        """A new client secret (shown only here); the previous ones stay valid for ``grace``
+        (a duration such as ``"1h"``, at most ``30d``; default: they stop at once)."""
+        return self._post(
+            _service_account_url(account, "/secrets"),
+            ClientSecretRotation.from_dict,
+            json=_drop_none(grace=grace),
+        )
+
+
+class SystemResource(_Resource):
+    """``client.system``: health and version (``/v1/health…``, ``/v1/version``)."""
+
+    def health(self) -> Health:
+        """Liveness; needs no token."""
+        return self._get("/v1/health", Health.from_dict)
+
+    def ready(self) -> Health:
+        """Readiness (database, encryption); a server that is not ready answers 503, raised as
+        :class:`~scaivault_sdk.errors.ServiceUnavailableError`. Needs no token."""
+        return self._get("/v1/health/ready", Health.from_dict)
+
+    def detailed(self) -> HealthDetail:
+        """Per-component health with numbers (storage backend, pool, audit queue)."""
+        return self._get("/v1/health/detailed", HealthDetail.from_dict)
+
+    def version(self) -> ServerVersion:
+        return self._get("/v1/version", ServerVersion.from_dict)
