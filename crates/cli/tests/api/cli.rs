@@ -242,7 +242,7 @@ fn assert_private(path: &Path) {
 fn assert_private(_path: &Path) {}
 
 /// A loopback URL nothing listens on.
-fn dead_url() -> String {
+pub(crate) fn dead_url() -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     drop(l);

@@ -729,6 +729,26 @@ async fn identity_commands() {
         .ok()
         .json();
     assert_eq!(u["display_name"], "Alice A.");
+    let u = cli
+        .run(&["--json", "identity", "users", "get", "alice@acme.example"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(u["display_name"], "Alice A.");
+    assert_eq!(u["roles"], json!(["tenant_admin"]));
+    cli.run(&[
+        "identity",
+        "users",
+        "update",
+        "bob@acme.example",
+        "--display-name",
+        "B",
+    ])
+    .await
+    .server_error(4, "identity_not_found");
+    cli.run(&["identity", "groups", "create", "sre"])
+        .await
+        .server_error(5, "already_exists");
     cli.run(&["identity", "users", "create", "not-an-email"])
         .await
         .server_error(5, "validation_error");
@@ -792,6 +812,9 @@ async fn identity_commands() {
         .ok()
         .json();
     assert_eq!(removed["removed"], true);
+    cli.run(&["identity", "members", "list", "nogroup"])
+        .await
+        .server_error(4, "identity_not_found");
     cli.run(&[
         "identity",
         "members",
@@ -810,6 +833,15 @@ async fn identity_commands() {
         "{out}"
     );
     let roles = cli.run(&["--json", "identity", "roles"]).await.ok().json();
+    cli.run_env(
+        &["identity", "roles"],
+        &[("SCAIVAULT_TOKEN", "skt_not_a_valid_token_000000000000")],
+    )
+    .await
+    .server_error(2, "token_invalid");
+    cli.run(&["identity", "user-roles", "get", "nobody@acme.example"])
+        .await
+        .server_error(4, "identity_not_found");
     assert_eq!(roles["roles"].as_array().unwrap().len(), 3);
     let r = cli
         .run(&[
@@ -962,8 +994,21 @@ async fn system_and_issuer_commands() {
         out.stdout.contains("api_version:") && out.stdout.contains("v1"),
         "{out}"
     );
+    let dead = Cli::new().env("SCAIVAULT_URL", &crate::cli::dead_url());
+    dead.run(&["system", "health"])
+        .await
+        .error(1, "connection_failed");
+    dead.run(&["--json", "auth", "jwks"])
+        .await
+        .error(1, "connection_failed");
     let reader = token_with(&srv, &["secrets:read"]).await;
     let as_reader = [("SCAIVAULT_TOKEN", reader.as_str())];
+    cli.run_env(
+        &["system", "detailed"],
+        &[("SCAIVAULT_TOKEN", "skt_not_a_valid_token_000000000000")],
+    )
+    .await
+    .server_error(2, "token_invalid");
 
     // introspect: active → 0 with the identity; inactive → 2; needs admin (3 without).
     let i = cli
