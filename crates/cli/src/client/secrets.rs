@@ -43,13 +43,19 @@ pub struct WriteArgs {
     /// Read the data object from a JSON file ("-" for stdin)
     #[arg(long, value_name = "FILE")]
     pub json_file: Option<String>,
-    /// Expire the secret after this duration (30s, 1h, 90d, 2w)
-    #[arg(long, value_name = "DURATION")]
-    pub expires_in: Option<String>,
-    /// Number of versions to keep (1-1000)
+    #[command(flatten)]
+    pub options: OptionArgs,
+    #[command(flatten)]
+    pub metadata: MetadataArgs,
+    /// Write only if the current version is N (0: only if the secret does not exist)
     #[arg(long, value_name = "N")]
-    pub max_versions: Option<u32>,
-    /// Description (replaces the stored metadata together with --tag/--owner)
+    pub cas: Option<u64>,
+}
+
+/// The metadata flags of `write` and `update-metadata`.
+#[derive(Args, Debug, Default)]
+pub struct MetadataArgs {
+    /// Description (a write replaces the stored metadata with --description/--tag/--owner)
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
     /// Tag (repeatable)
@@ -58,9 +64,48 @@ pub struct WriteArgs {
     /// Owner, e.g. team:payments
     #[arg(long, value_name = "OWNER")]
     pub owner: Option<String>,
-    /// Write only if the current version is N (0: only if the secret does not exist)
+}
+
+impl MetadataArgs {
+    /// The `metadata` object of a request: the flags that were given.
+    fn to_json(&self) -> Map<String, Value> {
+        let mut metadata = Map::new();
+        if let Some(d) = &self.description {
+            metadata.insert("description".into(), json!(d));
+        }
+        if !self.tags.is_empty() {
+            metadata.insert("tags".into(), json!(self.tags));
+        }
+        if let Some(o) = &self.owner {
+            metadata.insert("owner".into(), json!(o));
+        }
+        metadata
+    }
+}
+
+/// The option flags of `write` and `update-metadata`.
+#[derive(Args, Debug, Default)]
+pub struct OptionArgs {
+    /// Expire the secret after this duration from now (30s, 1h, 90d, 2w)
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+    /// Number of versions to keep (1-1000)
     #[arg(long, value_name = "N")]
-    pub cas: Option<u64>,
+    pub max_versions: Option<u32>,
+}
+
+impl OptionArgs {
+    /// The `options` object of a request: the flags that were given.
+    fn to_json(&self) -> Map<String, Value> {
+        let mut options = Map::new();
+        if let Some(e) = &self.expires_in {
+            options.insert("expires_in".into(), json!(e));
+        }
+        if let Some(m) = self.max_versions {
+            options.insert("max_versions".into(), json!(m));
+        }
+        options
+    }
 }
 
 #[derive(Args, Debug)]
@@ -117,21 +162,10 @@ pub struct ExpiringArgs {
 pub struct UpdateMetadataArgs {
     /// Secret path
     pub path: String,
-    /// Description
-    #[arg(long, value_name = "TEXT")]
-    pub description: Option<String>,
-    /// Tag (repeatable; replaces the tags)
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
-    /// Owner, e.g. team:payments
-    #[arg(long, value_name = "OWNER")]
-    pub owner: Option<String>,
-    /// Number of versions to keep (1-1000)
-    #[arg(long, value_name = "N")]
-    pub max_versions: Option<u32>,
-    /// Expire the secret after this duration from now (30s, 1h, 90d)
-    #[arg(long, value_name = "DURATION")]
-    pub expires_in: Option<String>,
+    #[command(flatten)]
+    pub metadata: MetadataArgs,
+    #[command(flatten)]
+    pub options: OptionArgs,
 }
 
 #[derive(Args, Debug)]
@@ -329,26 +363,11 @@ fn write_body(a: &WriteArgs) -> Result<Value, ApiError> {
     if let Some(t) = &a.secret_type {
         body.insert("secret_type".into(), json!(t));
     }
-    let mut metadata = Map::new();
-    if let Some(d) = &a.description {
-        metadata.insert("description".into(), json!(d));
-    }
-    if !a.tags.is_empty() {
-        metadata.insert("tags".into(), json!(a.tags));
-    }
-    if let Some(o) = &a.owner {
-        metadata.insert("owner".into(), json!(o));
-    }
+    let metadata = a.metadata.to_json();
     if !metadata.is_empty() {
         body.insert("metadata".into(), Value::Object(metadata));
     }
-    let mut options = Map::new();
-    if let Some(e) = &a.expires_in {
-        options.insert("expires_in".into(), json!(e));
-    }
-    if let Some(m) = a.max_versions {
-        options.insert("max_versions".into(), json!(m));
-    }
+    let mut options = a.options.to_json();
     if let Some(c) = a.cas {
         options.insert("cas".into(), json!(c));
     }
@@ -588,25 +607,9 @@ async fn update_metadata(
     a: UpdateMetadataArgs,
     global: &GlobalOpts,
 ) -> Result<(), ApiError> {
-    let mut metadata = Map::new();
-    if let Some(d) = a.description {
-        metadata.insert("description".into(), json!(d));
-    }
-    if !a.tags.is_empty() {
-        metadata.insert("tags".into(), json!(a.tags));
-    }
-    if let Some(o) = a.owner {
-        metadata.insert("owner".into(), json!(o));
-    }
     let mut body = Map::new();
-    body.insert("metadata".into(), Value::Object(metadata));
-    let mut options = Map::new();
-    if let Some(m) = a.max_versions {
-        options.insert("max_versions".into(), json!(m));
-    }
-    if let Some(e) = a.expires_in {
-        options.insert("expires_in".into(), json!(e));
-    }
+    body.insert("metadata".into(), Value::Object(a.metadata.to_json()));
+    let options = a.options.to_json();
     if !options.is_empty() {
         body.insert("options".into(), Value::Object(options));
     }
@@ -810,11 +813,8 @@ mod tests {
             pairs: pairs.iter().map(|s| s.to_string()).collect(),
             secret_type: None,
             json_file: None,
-            expires_in: None,
-            max_versions: None,
-            description: None,
-            tags: vec![],
-            owner: None,
+            options: OptionArgs::default(),
+            metadata: MetadataArgs::default(),
             cas: None,
         }
     }
@@ -835,10 +835,10 @@ mod tests {
     fn options_and_metadata() {
         let mut a = args(&["k=v"]);
         a.secret_type = Some("api_key".into());
-        a.expires_in = Some("30d".into());
-        a.max_versions = Some(3);
-        a.tags = vec!["x".into(), "y".into()];
-        a.description = Some("d".into());
+        a.options.expires_in = Some("30d".into());
+        a.options.max_versions = Some(3);
+        a.metadata.tags = vec!["x".into(), "y".into()];
+        a.metadata.description = Some("d".into());
         let b = write_body(&a).unwrap();
         assert_eq!(
             b,
