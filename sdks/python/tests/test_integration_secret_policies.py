@@ -105,8 +105,9 @@ def test_secret_policy_errors(vault: Vault, connect: Connect, prefix: str) -> No
         with pytest.raises(NotFoundError) as nf:
             call()
         assert nf.value.status_code == 404 and nf.value.code == "secret_policy_not_found"
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError) as gone:
         api.secret_policies.delete("sp_nope")
+    assert gone.value.code == "secret_policy_not_found"
 
     sp = api.secret_policies.create(_name(), [STRONG])
     with pytest.raises(NotFoundError) as nf:

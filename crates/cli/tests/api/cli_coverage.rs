@@ -253,8 +253,9 @@ async fn secret_policies_commands() {
     cli.run(&["secret-policies", "get", &id])
         .await
         .server_error(4, "secret_policy_not_found");
-    let out = cli.run(&["secret-policies", "delete", &id]).await;
-    out.code(4);
+    cli.run(&["secret-policies", "delete", &id])
+        .await
+        .server_error(4, "secret_policy_not_found");
     let listed = cli
         .run(&["--json", "secret-policies", "list"])
         .await
