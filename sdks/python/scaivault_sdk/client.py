@@ -19,7 +19,10 @@ from .resources import (
     DynamicResource,
     IdentityResource,
     PoliciesResource,
+    SecretPoliciesResource,
     SecretsResource,
+    ServiceAccountsResource,
+    SystemResource,
 )
 
 __all__ = ["ScaiVaultClient", "SyncScaiVaultClient", "DEFAULT_BASE_URL"]
@@ -49,6 +52,9 @@ class _ClientBase:
     identity: IdentityResource
     dynamic: DynamicResource
     policies: PoliciesResource
+    secret_policies: SecretPoliciesResource
+    service_accounts: ServiceAccountsResource
+    system: SystemResource
 
     def __init__(
         self,
@@ -91,6 +97,9 @@ class _ClientBase:
         self.identity = IdentityResource(runner)
         self.dynamic = DynamicResource(runner)
         self.policies = PoliciesResource(runner)
+        self.secret_policies = SecretPoliciesResource(runner)
+        self.service_accounts = ServiceAccountsResource(runner)
+        self.system = SystemResource(runner)
 
     @property
     def base_url(self) -> str:

@@ -886,3 +886,212 @@ class PolicyDeletion(Model):
     id: str = ""
     deleted: bool = True
     bindings_removed: int = 0
+
+
+# -- secret policies ---------------------------------------------------------------------------
+
+
+@dataclass
+class SecretPolicyField(Model):
+    """One field of a secret policy's recipe: ``generator`` is ``random``, ``hex``, ``uuid``,
+    ``template``, ``rsa_keypair``, ``ec_keypair``, ``ssh_keypair``, ``bcrypt_hash`` or ``static``;
+    ``config`` holds its rules (``length``, ``charset``, ``require_upper``, ``require_lower``,
+    ``require_digit``, ``require_symbol``)."""
+
+    name: str = ""
+    generator: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The request form."""
+        out: dict[str, Any] = {"name": self.name, "generator": self.generator}
+        if self.config:
+            out["config"] = dict(self.config)
+        return out
+
+
+@dataclass
+class SecretPolicy(Model):
+    """A value recipe (``sp_…``); secrets attached to it have written values checked against it."""
+
+    id: str = ""
+    name: str = ""
+    description: str | None = None
+    policy_type: str = "custom"
+    fields: list[SecretPolicyField] = field(
+        default_factory=list, metadata=_meta(_list_of(SecretPolicyField))
+    )
+    is_active: bool = True
+    created_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+
+
+@dataclass
+class SecretPolicyAttachment(Model):
+    """``secret_policies.attach`` / ``detach``: ``secret_policy_id`` is None after a detach."""
+
+    path: str = ""
+    secret_policy_id: str | None = None
+
+
+@dataclass
+class SecretPolicyDeletion(Model):
+    id: str = ""
+    deleted: bool = True
+
+
+# -- service accounts --------------------------------------------------------------------------
+
+
+@dataclass
+class ServiceAccount(Model):
+    """A service account (``sa:<name>``) with client credentials for ``POST /v1/auth/token``.
+
+    ``status`` is ``active`` or ``disabled``.
+    """
+
+    id: str = ""
+    identity_id: str = ""
+    identity_type: str = "service_account"
+    name: str = ""
+    description: str | None = None
+    client_id: str = ""
+    scopes: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    tenant_id: str | None = None
+    created_at: datetime | None = _ts()
+    created_by: str | None = None
+    disabled_at: datetime | None = _ts()
+    status: str = "active"
+
+
+@dataclass
+class CreatedServiceAccount(ServiceAccount):
+    """``service_accounts.create``: the only time ``client_secret`` is returned."""
+
+    client_secret: str = field(default="", repr=False)
+
+
+@dataclass
+class ClientSecretRotation(Model):
+    """``service_accounts.rotate_secret``: the new secret (shown once) and when the old ones
+    stop working."""
+
+    id: str = ""
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    previous_secrets_expire_at: datetime | None = _ts()
+
+
+@dataclass
+class ServiceAccountDisable(Model):
+    id: str = ""
+    disabled: bool = True
+    disabled_at: datetime | None = _ts()
+
+
+# -- auth: JWT issuer --------------------------------------------------------------------------
+
+
+@dataclass
+class Jwks(Model):
+    """The issuer's public signing keys (JWK dicts with ``kid``, ``kty``, ``alg``, …)."""
+
+    keys: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def kids(self) -> list[str]:
+        return [str(k.get("kid")) for k in self.keys]
+
+
+@dataclass
+class KeyRotation(Model):
+    """``auth.rotate_keys``: the new signing key id and every key id the JWKS now publishes."""
+
+    kid: str = ""
+    published_kids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TokenExchange(Model):
+    """``auth.exchange``: a ScaiVault access token for an external issuer's JWT."""
+
+    access_token: str = field(default="", repr=False)
+    token_type: str = "Bearer"
+    issued_token_type: str | None = None
+    expires_in: int = 0
+    scope: str = ""
+    identity_id: str | None = None
+    tenant_id: str | None = None
+
+
+# -- identity extras and system ----------------------------------------------------------------
+
+
+@dataclass
+class RoleDefinition(Model):
+    """An admin role (``super_admin``, ``partner_admin``, ``tenant_admin``) and what it may do."""
+
+    name: str = ""
+    description: str = ""
+
+
+@dataclass
+class IdentitySync(Model):
+    """``identity.sync``: this server is its own identity store, so a sync completes at once."""
+
+    sync_id: str = ""
+    status: str = ""
+    started_at: datetime | None = _ts()
+    completed_at: datetime | None = _ts()
+    changes: int = 0
+    source: str | None = None
+
+
+@dataclass
+class Health(Model):
+    """``/v1/health`` (liveness) and ``/v1/health/ready`` (``checks``: component → ``ok`` or
+    ``error``)."""
+
+    status: str = ""
+    timestamp: datetime | None = _ts()
+    checks: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HealthDetail(Model):
+    """``/v1/health/detailed`` (authenticated): per-component ``checks`` with their numbers."""
+
+    status: str = ""
+    version: str | None = None
+    uptime_seconds: int = 0
+    checks: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ServerVersion(Model):
+    version: str = ""
+    api_version: str = ""
+    storage: str | None = None
+    build: dict[str, Any] = field(default_factory=dict)
+
+
+__all__ += [
+    "SecretPolicyField",
+    "SecretPolicy",
+    "SecretPolicyAttachment",
+    "SecretPolicyDeletion",
+    "ServiceAccount",
+    "CreatedServiceAccount",
+    "ClientSecretRotation",
+    "ServiceAccountDisable",
+    "Jwks",
+    "KeyRotation",
+    "TokenExchange",
+    "RoleDefinition",
+    "IdentitySync",
+    "Health",
+    "HealthDetail",
+    "ServerVersion",
+]

@@ -9,7 +9,7 @@ On :class:`~scaivault_sdk.SyncScaiVaultClient` the runner blocks and returns the
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from typing import Any, Iterable, Mapping, TypeVar, Union
+from typing import Any, Callable, Iterable, Mapping, TypeVar, Union
 from urllib.parse import quote
 
 from ._core import Call
@@ -52,6 +52,22 @@ from .models import (
     WhoAmI,
     TokenIntrospection,
     WriteResult,
+    ClientSecretRotation,
+    CreatedServiceAccount,
+    Health,
+    HealthDetail,
+    IdentitySync,
+    Jwks,
+    KeyRotation,
+    RoleDefinition,
+    SecretPolicy,
+    SecretPolicyAttachment,
+    SecretPolicyDeletion,
+    SecretPolicyField,
+    ServerVersion,
+    ServiceAccount,
+    ServiceAccountDisable,
+    TokenExchange,
 )
 
 __all__ = [
@@ -60,6 +76,11 @@ __all__ = [
     "TokensResource",
     "AuditResource",
     "DynamicResource",
+    "IdentityResource",
+    "PoliciesResource",
+    "SecretPoliciesResource",
+    "ServiceAccountsResource",
+    "SystemResource",
 ]
 
 T = TypeVar("T")
@@ -120,6 +141,45 @@ def _actions(value: str | Iterable[str] | None) -> str | None:
     return ",".join(str(a) for a in value)
 
 
+def _nothing(_body: Any) -> None:
+    """Parser of calls whose answer carries nothing the caller needs."""
+    return None
+
+
+def _items(key: str, model: Callable[[Any], T]) -> Callable[[Any], list[T]]:
+    """Parser of ``{key: [...]}``: each item through ``model`` (a ``from_dict``)."""
+    return lambda body: [model(item) for item in (body or {}).get(key, [])]
+
+
+def _opt_list(values: Iterable[Any] | None) -> list[Any] | None:
+    return None if values is None else list(values)
+
+
+def _drop_none(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _tenant_url(tenant_id: str, suffix: str = "") -> str:
+    return f"/v1/identity/tenants/{_escape(tenant_id)}{suffix}"
+
+
+def _user_url(tenant_id: str, user_id: str) -> str:
+    return _tenant_url(tenant_id, f"/users/{_escape(user_id, safe=':@')}")
+
+
+def _members_url(group: str, user_id: str | None = None) -> str:
+    url = f"/v1/identity/groups/{_escape(group, safe=':')}/members"
+    return url if user_id is None else f"{url}/{_escape(user_id, safe=':@')}"
+
+
+def _roles_url(user_id: str) -> str:
+    return f"/v1/identity/users/{_escape(user_id, safe=':@')}/roles"
+
+
+def _policy_url(policy_id: str, suffix: str = "") -> str:
+    return f"/v1/policies/{_escape(policy_id)}{suffix}"
+
+
 class _Resource:
     def __init__(self, runner: Any) -> None:
         self._runner = runner
@@ -128,19 +188,46 @@ class _Resource:
         # T itself on the sync client; an awaitable of T on the async client.
         return self._runner.run(call)  # type: ignore[no-any-return]
 
+    # One call each: ``self._get(url, Model.from_dict, params=…)`` instead of
+    # ``self._run(Call("GET", url, Model.from_dict, params=…))``.
+
+    def _get(self, path: str, parse: Callable[[Any], T], params: dict[str, Any] | None = None) -> T:
+        return self._run(Call("GET", path, parse, params=params))
+
+    def _post(
+        self,
+        path: str,
+        parse: Callable[[Any], T],
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> T:
+        return self._run(Call("POST", path, parse, json=json, idempotent=idempotent))
+
+    def _put(self, path: str, parse: Callable[[Any], T], json: Any = None) -> T:
+        return self._run(Call("PUT", path, parse, json=json))
+
+    def _patch(self, path: str, parse: Callable[[Any], T], json: Any = None) -> T:
+        return self._run(Call("PATCH", path, parse, json=json))
+
+    def _delete(
+        self,
+        path: str,
+        parse: Callable[[Any], T] = _nothing,
+        params: dict[str, Any] | None = None,
+    ) -> T:
+        return self._run(Call("DELETE", path, parse, params=params))
+
 
 class SecretsResource(_Resource):
     """``client.secrets``: the secrets API (``/v1/secrets``)."""
 
     def read(self, path: str, version: int | None = None) -> Secret:
         """The value of ``path`` (its current version, or ``version``)."""
-        return self._run(
-            Call("GET", _secret_url(path), Secret.from_dict, params={"version": version})
-        )
+        return self._get(_secret_url(path), Secret.from_dict, params={"version": version})
 
     def read_metadata(self, path: str) -> SecretInfo:
         """Metadata only (no value); needs ``secrets:list``, not ``secrets:read``."""
-        return self._run(Call("GET", _secret_url(path, "/metadata"), SecretInfo.from_dict))
+        return self._get(_secret_url(path, "/metadata"), SecretInfo.from_dict)
 
     def write(
         self,
@@ -186,33 +273,23 @@ class SecretsResource(_Resource):
         body: dict[str, Any] = {"metadata": _metadata_body(metadata) or {}}
         if options:
             body["options"] = dict(options)
-        return self._run(
-            Call("PATCH", _secret_url(path, "/metadata"), SecretInfo.from_dict, json=body)
-        )
+        return self._patch(_secret_url(path, "/metadata"), SecretInfo.from_dict, json=body)
 
     def delete(
         self, path: str, version: int | None = None, permanent: bool = False
     ) -> DeleteResult:
         """Soft-delete the secret (or one ``version``); ``permanent=True`` removes it now."""
-        return self._run(
-            Call(
-                "DELETE",
-                _secret_url(path),
-                DeleteResult.from_dict,
-                params={"version": version, "permanent": _bool(permanent)},
-            )
-        )
+        params = {"version": version, "permanent": _bool(permanent)}
+        return self._delete(_secret_url(path), DeleteResult.from_dict, params=params)
 
     def restore(self, path: str, version: int | None = None) -> SecretInfo:
         """Undo a soft delete of the secret (or of one ``version``)."""
         body = {"version": version} if version is not None else None
-        return self._run(
-            Call("POST", _secret_url(path, "/restore"), SecretInfo.from_dict, json=body)
-        )
+        return self._post(_secret_url(path, "/restore"), SecretInfo.from_dict, json=body)
 
     def versions(self, path: str) -> VersionHistory:
         """Every version's state plus the secret's action history."""
-        return self._run(Call("GET", _secret_url(path, "/versions"), VersionHistory.from_dict))
+        return self._get(_secret_url(path, "/versions"), VersionHistory.from_dict)
 
     def _list_call(
         self,
@@ -274,28 +351,16 @@ class SecretsResource(_Resource):
         options: dict[str, Any] = {"include_metadata": include_metadata, "fail_fast": fail_fast}
         if version is not None:
             options["version"] = version
-        return self._run(
-            Call(
-                "POST",
-                "/v1/secrets/batch",
-                BatchResult.from_dict,
-                json={"paths": list(paths), "options": options},
-                idempotent=True,
-            )
-        )
+        body = {"paths": list(paths), "options": options}
+        return self._post("/v1/secrets/batch", BatchResult.from_dict, json=body, idempotent=True)
 
     def batch_metadata(
         self, paths: Iterable[str], expand_wildcards: bool = False
     ) -> BatchMetadataResult:
         """Metadata for up to 100 paths or (with ``expand_wildcards``) ``*``/``**`` patterns."""
-        return self._run(
-            Call(
-                "POST",
-                "/v1/secrets/batch/metadata",
-                BatchMetadataResult.from_dict,
-                json={"paths": list(paths), "expand_wildcards": expand_wildcards},
-                idempotent=True,
-            )
+        body = {"paths": list(paths), "expand_wildcards": expand_wildcards}
+        return self._post(
+            "/v1/secrets/batch/metadata", BatchMetadataResult.from_dict, json=body, idempotent=True
         )
 
 
@@ -315,33 +380,19 @@ class TokensResource(_Resource):
         to ``90d`` (at most ``366d``). Admins may mint a token for another identity of the
         tenant they act in with ``identity_id=``.
         """
-        body: dict[str, Any] = {}
-        if identity_id is not None:
-            body["identity_id"] = identity_id
-        if name is not None:
-            body["name"] = name
-        if scopes is not None:
-            body["scopes"] = list(scopes)
-        if expires_in is not None:
-            body["expires_in"] = expires_in
-        return self._run(Call("POST", "/v1/auth/tokens", CreatedToken.from_dict, json=body))
+        body = _drop_none(
+            identity_id=identity_id, name=name, scopes=_opt_list(scopes), expires_in=expires_in
+        )
+        return self._post("/v1/auth/tokens", CreatedToken.from_dict, json=body)
 
     def list(self, identity_id: str | None = None, all: bool = False) -> list[TokenInfo]:
         """The caller's tokens; ``identity_id=`` or ``all=True`` need ``admin``."""
-        return self._run(
-            Call(
-                "GET",
-                "/v1/auth/tokens",
-                lambda body: [TokenInfo.from_dict(t) for t in (body or {}).get("tokens", [])],
-                params={"identity_id": identity_id, "all": _bool(all)},
-            )
-        )
+        params = {"identity_id": identity_id, "all": _bool(all)}
+        return self._get("/v1/auth/tokens", _items("tokens", TokenInfo.from_dict), params=params)
 
     def revoke(self, token_id: str) -> TokenRevocation:
         """Revoke a token (own, or any of the tenant's with ``admin``); effective at once."""
-        return self._run(
-            Call("DELETE", f"/v1/auth/tokens/{_escape(token_id)}", TokenRevocation.from_dict)
-        )
+        return self._delete(f"/v1/auth/tokens/{_escape(token_id)}", TokenRevocation.from_dict)
 
 
 class AuthResource(_Resource):
@@ -353,20 +404,37 @@ class AuthResource(_Resource):
 
     def whoami(self) -> WhoAmI:
         """The identity, tenant and scopes of the token in use."""
-        return self._run(Call("GET", "/v1/auth/whoami", WhoAmI.from_dict))
+        return self._get("/v1/auth/whoami", WhoAmI.from_dict)
 
     def introspect(self, token: str) -> TokenIntrospection:
         """Validate ``token`` without using it (needs the ``admin`` scope); a bad, expired or
         revoked token gives ``active=False``, not an error."""
-        return self._run(
-            Call(
-                "POST",
-                "/v1/auth/introspect",
-                TokenIntrospection.from_dict,
-                json={"token": token},
-                idempotent=True,
-            )
+        body = {"token": token}
+        return self._post(
+            "/v1/auth/introspect", TokenIntrospection.from_dict, json=body, idempotent=True
         )
+
+    def jwks(self) -> Jwks:
+        """The built-in issuer's public keys (also at ``/.well-known/jwks.json``); needs no
+        scope."""
+        return self._get("/v1/auth/jwks", Jwks.from_dict)
+
+    def rotate_keys(self) -> KeyRotation:
+        """Start signing with a new key (needs ``admin``); the old key stays published so tokens
+        it signed keep verifying until they expire."""
+        return self._post("/v1/auth/keys/rotate", KeyRotation.from_dict)
+
+    def exchange(
+        self, subject_token: str, scope: str | Iterable[str] | None = None
+    ) -> TokenExchange:
+        """RFC 8693 token exchange: a JWT of a trusted external issuer for a ScaiVault token."""
+        body = _drop_none(
+            grant_type="urn:ietf:params:oauth:grant-type:token-exchange",
+            subject_token=subject_token,
+            subject_token_type="urn:ietf:params:oauth:token-type:jwt",
+            scope=scope if scope is None or isinstance(scope, str) else " ".join(scope),
+        )
+        return self._post("/v1/auth/exchange", TokenExchange.from_dict, json=body)
 
 
 class AuditResource(_Resource):
@@ -471,14 +539,8 @@ class AuditResource(_Resource):
         """The entries on exactly ``path`` plus a 30-day ``summary``."""
         params = self._filters(from_=from_, to=to, action=action, identity_id=identity_id,
                                success=success, limit=limit, cursor=cursor)
-        return self._run(
-            Call(
-                "GET",
-                f"/v1/audit/secrets/{_escape(path, safe='/')}",
-                SecretAuditTrail.from_dict,
-                params=params,
-            )
-        )
+        url = f"/v1/audit/secrets/{_escape(path, safe='/')}"
+        return self._get(url, SecretAuditTrail.from_dict, params=params)
 
     def identity(
         self,
@@ -495,29 +557,17 @@ class AuditResource(_Resource):
         """The entries of one identity; ``summary.resources_accessed`` lists every path it touched."""
         params = self._filters(from_=from_, to=to, action=action, path_prefix=path_prefix,
                                success=success, limit=limit, cursor=cursor)
-        return self._run(
-            Call(
-                "GET",
-                f"/v1/audit/identities/{_escape(identity_id)}",
-                IdentityAuditTrail.from_dict,
-                params=params,
-            )
-        )
+        url = f"/v1/audit/identities/{_escape(identity_id)}"
+        return self._get(url, IdentityAuditTrail.from_dict, params=params)
 
     def summary(self, from_: TimeArg = None, to: TimeArg = None) -> AuditSummary:
         """Tenant-wide statistics (``top_identities``, ``top_secrets``, …) for the period."""
-        return self._run(
-            Call(
-                "GET",
-                "/v1/audit/summary",
-                AuditSummary.from_dict,
-                params={"from": _time(from_), "to": _time(to)},
-            )
-        )
+        params = {"from": _time(from_), "to": _time(to)}
+        return self._get("/v1/audit/summary", AuditSummary.from_dict, params=params)
 
     def verify(self) -> AuditVerification:
         """Re-compute the tenant's hash chain on the server."""
-        return self._run(Call("GET", "/v1/audit/verify", AuditVerification.from_dict))
+        return self._get("/v1/audit/verify", AuditVerification.from_dict)
 
     def export(
         self,
@@ -550,19 +600,10 @@ class AuditResource(_Resource):
             destination, type=type, bucket=bucket, credentials_path=credentials_path,
             prefix=prefix, endpoint=endpoint, region=region,
         )
-        filters = {
-            k: v
-            for k, v in {
-                "action": _actions(action),
-                "identity_id": identity_id,
-                "identity_type": identity_type,
-                "path_prefix": path_prefix,
-                "success": success,
-                "source_ip": source_ip,
-                "request_id": request_id,
-            }.items()
-            if v is not None
-        }
+        filters = _drop_none(
+            action=_actions(action), identity_id=identity_id, identity_type=identity_type,
+            path_prefix=path_prefix, success=success, source_ip=source_ip, request_id=request_id,
+        )
         body: dict[str, Any] = {"format": format, "destination": dest or {}}
         if from_ is not None:
             body["from"] = _time(from_)
@@ -570,24 +611,16 @@ class AuditResource(_Resource):
             body["to"] = _time(to)
         if filters:
             body["filters"] = filters
-        return self._run(Call("POST", "/v1/audit/export", AuditExport.from_dict, json=body))
+        return self._post("/v1/audit/export", AuditExport.from_dict, json=body)
 
     def exports(self, limit: int | None = None, cursor: str | None = None) -> AuditExportPage:
         """One page of the tenant's export jobs, newest first (``audit:export`` or ``audit:read``)."""
-        return self._run(
-            Call(
-                "GET",
-                "/v1/audit/exports",
-                AuditExportPage.from_dict,
-                params={"limit": limit, "cursor": cursor},
-            )
-        )
+        params = {"limit": limit, "cursor": cursor}
+        return self._get("/v1/audit/exports", AuditExportPage.from_dict, params=params)
 
     def get_export(self, export_id: str) -> AuditExport:
         """One export job: its status and, once completed, its manifest."""
-        return self._run(
-            Call("GET", f"/v1/audit/exports/{_escape(export_id)}", AuditExport.from_dict)
-        )
+        return self._get(f"/v1/audit/exports/{_escape(export_id)}", AuditExport.from_dict)
 
 
 class DynamicResource(_Resource):
@@ -615,11 +648,7 @@ class DynamicResource(_Resource):
     @staticmethod
     def _revoke_call(lease: Lease | str) -> Call[None]:
         lease_id = lease.lease_id if isinstance(lease, Lease) else lease
-        return Call("DELETE", f"/v1/dynamic/leases/{_escape(lease_id)}", lambda _: None)
-
-
-def _drop_none(**fields: Any) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if v is not None}
+        return Call("DELETE", f"/v1/dynamic/leases/{_escape(lease_id)}", _nothing)
 
 
 class IdentityResource(_Resource):
@@ -632,14 +661,8 @@ class IdentityResource(_Resource):
     def partners(
         self, status: str | None = None, page: int | None = None, page_size: int | None = None
     ) -> PartnerPage:
-        return self._run(
-            Call(
-                "GET",
-                "/v1/identity/partners",
-                PartnerPage.from_dict,
-                params={"status": status, "page": page, "page_size": page_size},
-            )
-        )
+        params = {"status": status, "page": page, "page_size": page_size}
+        return self._get("/v1/identity/partners", PartnerPage.from_dict, params=params)
 
     def create_partner(
         self,
@@ -649,7 +672,19 @@ class IdentityResource(_Resource):
         region: str | None = None,
     ) -> Partner:
         body = _drop_none(name=name, id=id, slug=slug, region=region)
-        return self._run(Call("POST", "/v1/identity/partners", Partner.from_dict, json=body))
+        return self._post("/v1/identity/partners", Partner.from_dict, json=body)
+
+    def get_partner(self, partner_id: str) -> Partner:
+        return self._get(f"/v1/identity/partners/{_escape(partner_id)}", Partner.from_dict)
+
+    def roles(self) -> list[RoleDefinition]:
+        """The admin roles this server knows, with what each may administer."""
+        return self._get("/v1/identity/roles", _items("roles", RoleDefinition.from_dict))
+
+    def sync(self, partner_id: str | None = None, tenant_id: str | None = None) -> IdentitySync:
+        """Kept for clients of the hosted API: completes at once with ``changes == 0``."""
+        params = {"partner_id": partner_id, "tenant_id": tenant_id}
+        return self._run(Call("POST", "/v1/identity/sync", IdentitySync.from_dict, params=params))
 
     def tenants(
         self,
@@ -659,12 +694,10 @@ class IdentityResource(_Resource):
         page_size: int | None = None,
     ) -> TenantPage:
         params = {"partner_id": partner_id, "status": status, "page": page, "page_size": page_size}
-        return self._run(Call("GET", "/v1/identity/tenants", TenantPage.from_dict, params=params))
+        return self._get("/v1/identity/tenants", TenantPage.from_dict, params=params)
 
     def get_tenant(self, tenant_id: str) -> Tenant:
-        return self._run(
-            Call("GET", f"/v1/identity/tenants/{_escape(tenant_id)}", Tenant.from_dict)
-        )
+        return self._get(_tenant_url(tenant_id), Tenant.from_dict)
 
     def create_tenant(
         self,
@@ -674,19 +707,13 @@ class IdentityResource(_Resource):
         slug: str | None = None,
     ) -> Tenant:
         body = _drop_none(name=name, id=id, partner_id=partner_id, slug=slug)
-        return self._run(Call("POST", "/v1/identity/tenants", Tenant.from_dict, json=body))
+        return self._post("/v1/identity/tenants", Tenant.from_dict, json=body)
 
     def update_tenant(
         self, tenant_id: str, name: str | None = None, status: str | None = None
     ) -> Tenant:
-        return self._run(
-            Call(
-                "PATCH",
-                f"/v1/identity/tenants/{_escape(tenant_id)}",
-                Tenant.from_dict,
-                json=_drop_none(name=name, status=status),
-            )
-        )
+        body = _drop_none(name=name, status=status)
+        return self._patch(_tenant_url(tenant_id), Tenant.from_dict, json=body)
 
     def users(
         self,
@@ -697,14 +724,7 @@ class IdentityResource(_Resource):
         page_size: int | None = None,
     ) -> UserPage:
         params = {"q": q, "status": status, "page": page, "page_size": page_size}
-        return self._run(
-            Call(
-                "GET",
-                f"/v1/identity/tenants/{_escape(tenant_id)}/users",
-                UserPage.from_dict,
-                params=params,
-            )
-        )
+        return self._get(_tenant_url(tenant_id, "/users"), UserPage.from_dict, params=params)
 
     def create_user(
         self,
@@ -718,27 +738,14 @@ class IdentityResource(_Resource):
         body = _drop_none(
             email=email,
             display_name=display_name,
-            scopes=list(scopes) if scopes is not None else None,
-            roles=list(roles) if roles is not None else None,
-            groups=list(groups) if groups is not None else None,
+            scopes=_opt_list(scopes),
+            roles=_opt_list(roles),
+            groups=_opt_list(groups),
         )
-        return self._run(
-            Call(
-                "POST",
-                f"/v1/identity/tenants/{_escape(tenant_id)}/users",
-                Identity.from_dict,
-                json=body,
-            )
-        )
+        return self._post(_tenant_url(tenant_id, "/users"), Identity.from_dict, json=body)
 
     def get_user(self, tenant_id: str, user_id: str) -> Identity:
-        return self._run(
-            Call(
-                "GET",
-                f"/v1/identity/tenants/{_escape(tenant_id)}/users/{_escape(user_id, safe=':@')}",
-                Identity.from_dict,
-            )
-        )
+        return self._get(_user_url(tenant_id, user_id), Identity.from_dict)
 
     def update_user(
         self,
@@ -750,114 +757,46 @@ class IdentityResource(_Resource):
     ) -> Identity:
         body = _drop_none(
             display_name=display_name,
-            scopes=list(scopes) if scopes is not None else None,
+            scopes=_opt_list(scopes),
             status=status,
         )
-        return self._run(
-            Call(
-                "PATCH",
-                f"/v1/identity/tenants/{_escape(tenant_id)}/users/{_escape(user_id, safe=':@')}",
-                Identity.from_dict,
-                json=body,
-            )
-        )
+        return self._patch(_user_url(tenant_id, user_id), Identity.from_dict, json=body)
 
     def disable_user(self, tenant_id: str, user_id: str) -> None:
-        return self._run(
-            Call(
-                "DELETE",
-                f"/v1/identity/tenants/{_escape(tenant_id)}/users/{_escape(user_id, safe=':@')}",
-                lambda _body: None,
-            )
-        )
+        return self._delete(_user_url(tenant_id, user_id))
 
     def groups(
         self, tenant_id: str, page: int | None = None, page_size: int | None = None
     ) -> GroupPage:
-        return self._run(
-            Call(
-                "GET",
-                f"/v1/identity/tenants/{_escape(tenant_id)}/groups",
-                GroupPage.from_dict,
-                params={"page": page, "page_size": page_size},
-            )
-        )
+        params = {"page": page, "page_size": page_size}
+        return self._get(_tenant_url(tenant_id, "/groups"), GroupPage.from_dict, params=params)
 
     def create_group(self, tenant_id: str, name: str, display_name: str | None = None) -> Group:
-        return self._run(
-            Call(
-                "POST",
-                f"/v1/identity/tenants/{_escape(tenant_id)}/groups",
-                Group.from_dict,
-                json=_drop_none(name=name, display_name=display_name),
-            )
-        )
+        body = _drop_none(name=name, display_name=display_name)
+        return self._post(_tenant_url(tenant_id, "/groups"), Group.from_dict, json=body)
 
     def delete_group(self, tenant_id: str, group: str) -> None:
-        return self._run(
-            Call(
-                "DELETE",
-                f"/v1/identity/tenants/{_escape(tenant_id)}/groups/{_escape(group, safe=':')}",
-                lambda _body: None,
-            )
-        )
+        return self._delete(_tenant_url(tenant_id, f"/groups/{_escape(group, safe=':')}"))
 
     def members(self, group: str) -> MemberList:
         """Members of a group of the tenant the client acts in."""
-        return self._run(
-            Call(
-                "GET",
-                f"/v1/identity/groups/{_escape(group, safe=':')}/members",
-                MemberList.from_dict,
-            )
-        )
+        return self._get(_members_url(group), MemberList.from_dict)
 
     def add_member(self, group: str, user_id: str) -> None:
-        return self._run(
-            Call(
-                "POST",
-                f"/v1/identity/groups/{_escape(group, safe=':')}/members",
-                lambda _body: None,
-                json={"user_id": user_id},
-            )
-        )
+        return self._post(_members_url(group), _nothing, json={"user_id": user_id})
 
     def remove_member(self, group: str, user_id: str) -> None:
-        return self._run(
-            Call(
-                "DELETE",
-                f"/v1/identity/groups/{_escape(group, safe=':')}/members/{_escape(user_id, safe=':@')}",
-                lambda _body: None,
-            )
-        )
+        return self._delete(_members_url(group, user_id))
 
     def resolve(self, identity_type: str, identity_id: str) -> Identity:
-        return self._run(
-            Call(
-                "GET",
-                f"/v1/identity/resolve/{_escape(identity_type)}/{_escape(identity_id, safe=':@')}",
-                Identity.from_dict,
-            )
-        )
+        url = f"/v1/identity/resolve/{_escape(identity_type)}/{_escape(identity_id, safe=':@')}"
+        return self._get(url, Identity.from_dict)
 
     def user_roles(self, user_id: str) -> RoleAssignment:
-        return self._run(
-            Call(
-                "GET",
-                f"/v1/identity/users/{_escape(user_id, safe=':@')}/roles",
-                RoleAssignment.from_dict,
-            )
-        )
+        return self._get(_roles_url(user_id), RoleAssignment.from_dict)
 
     def set_user_roles(self, user_id: str, roles: Iterable[str]) -> RoleAssignment:
-        return self._run(
-            Call(
-                "PUT",
-                f"/v1/identity/users/{_escape(user_id, safe=':@')}/roles",
-                RoleAssignment.from_dict,
-                json={"roles": list(roles)},
-            )
-        )
+        return self._put(_roles_url(user_id), RoleAssignment.from_dict, json={"roles": list(roles)})
 
 
 def _policy_body(
@@ -867,18 +806,13 @@ def _policy_body(
     scope: str | None,
     is_active: bool | None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    if name is not None:
-        body["name"] = name
-    if rules is not None:
-        body["rules"] = [dict(r) for r in rules]
-    if description is not None:
-        body["description"] = description
-    if scope is not None:
-        body["scope"] = scope
-    if is_active is not None:
-        body["is_active"] = is_active
-    return body
+    return _drop_none(
+        name=name,
+        rules=None if rules is None else [dict(r) for r in rules],
+        description=description,
+        scope=scope,
+        is_active=is_active,
+    )
 
 
 class PoliciesResource(_Resource):
@@ -897,11 +831,11 @@ class PoliciesResource(_Resource):
     ) -> Policy:
         """A new policy; ``rules`` are dicts with ``path_pattern``, ``permissions``, ``conditions``."""
         body = _policy_body(name, rules, description, scope, is_active)
-        return self._run(Call("POST", "/v1/policies", Policy.from_dict, json=body))
+        return self._post("/v1/policies", Policy.from_dict, json=body)
 
     def get(self, policy_id: str) -> Policy:
         """One policy with its rules and bindings."""
-        return self._run(Call("GET", f"/v1/policies/{_escape(policy_id)}", Policy.from_dict))
+        return self._get(_policy_url(policy_id), Policy.from_dict)
 
     def list(
         self,
@@ -917,18 +851,12 @@ class PoliciesResource(_Resource):
             "limit": limit,
             "cursor": cursor,
         }
-        return self._run(Call("GET", "/v1/policies", PolicyPage.from_dict, params=params))
+        return self._get("/v1/policies", PolicyPage.from_dict, params=params)
 
     def list_for_path(self, path: str, permission: str | None = None) -> list[Policy]:
         """The policies with a rule matching ``path`` (and granting ``permission``, if given)."""
-        return self._run(
-            Call(
-                "GET",
-                "/v1/policies",
-                lambda body: [Policy.from_dict(p) for p in (body or {}).get("policies", [])],
-                params={"path": path, "permission": permission},
-            )
-        )
+        params = {"path": path, "permission": permission}
+        return self._get("/v1/policies", _items("policies", Policy.from_dict), params=params)
 
     def update(
         self,
@@ -943,20 +871,12 @@ class PoliciesResource(_Resource):
         (``PUT``: name and rules required). Bindings are kept either way."""
         body = _policy_body(name, rules, description, None, is_active)
         method = "PUT" if replace else "PATCH"
-        return self._run(
-            Call(method, f"/v1/policies/{_escape(policy_id)}", Policy.from_dict, json=body)
-        )
+        return self._run(Call(method, _policy_url(policy_id), Policy.from_dict, json=body))
 
     def delete(self, policy_id: str, force: bool = False) -> PolicyDeletion:
         """Deletes a policy; a bound one only with ``force=True`` (else ``policy_in_use``)."""
-        return self._run(
-            Call(
-                "DELETE",
-                f"/v1/policies/{_escape(policy_id)}",
-                PolicyDeletion.from_dict,
-                params={"force": _bool(force)},
-            )
-        )
+        params = {"force": _bool(force)}
+        return self._delete(_policy_url(policy_id), PolicyDeletion.from_dict, params=params)
 
     def bind(
         self,
@@ -972,33 +892,16 @@ class PoliciesResource(_Resource):
         body: dict[str, Any] = {"identity_type": identity_type, "identity_id": identity_id}
         if expires_at is not None:
             body["expires_at"] = _time(expires_at)
-        return self._run(
-            Call(
-                "POST",
-                f"/v1/policies/{_escape(policy_id)}/bindings",
-                PolicyBinding.from_dict,
-                json=body,
-            )
-        )
+        return self._post(_policy_url(policy_id, "/bindings"), PolicyBinding.from_dict, json=body)
 
     def unbind(self, policy_id: str, binding_id: str) -> None:
         """Removes a binding."""
-        return self._run(
-            Call(
-                "DELETE",
-                f"/v1/policies/{_escape(policy_id)}/bindings/{_escape(binding_id)}",
-                lambda body: None,
-            )
-        )
+        return self._delete(_policy_url(policy_id, f"/bindings/{_escape(binding_id)}"))
 
     def bindings(self, policy_id: str) -> list[PolicyBinding]:
         """The policy's bindings."""
-        return self._run(
-            Call(
-                "GET",
-                f"/v1/policies/{_escape(policy_id)}/bindings",
-                lambda body: [PolicyBinding.from_dict(b) for b in (body or {}).get("bindings", [])],
-            )
+        return self._get(
+            _policy_url(policy_id, "/bindings"), _items("bindings", PolicyBinding.from_dict)
         )
 
     def test(
@@ -1011,22 +914,164 @@ class PoliciesResource(_Resource):
         timestamp: TimeArg = None,
     ) -> PolicyTestResult:
         """Dry run: would ``identity_id`` be allowed ``permission`` on ``path``? Not audited."""
-        context: dict[str, Any] = {}
-        if source_ip is not None:
-            context["source_ip"] = source_ip
-        if mfa_verified is not None:
-            context["mfa_verified"] = mfa_verified
-        if timestamp is not None:
-            context["timestamp"] = _time(timestamp)
+        context = _drop_none(
+            source_ip=source_ip, mfa_verified=mfa_verified, timestamp=_time(timestamp)
+        )
         body: dict[str, Any] = {"identity_id": identity_id, "path": path, "permission": permission}
         if context:
             body["context"] = context
-        return self._run(
-            Call(
-                "POST",
-                "/v1/policies/test",
-                PolicyTestResult.from_dict,
-                json=body,
-                idempotent=True,
-            )
+        return self._post(
+            "/v1/policies/test", PolicyTestResult.from_dict, json=body, idempotent=True
         )
+
+
+FieldArg = Union[SecretPolicyField, Mapping[str, Any]]
+
+
+def _secret_policy_body(
+    name: str,
+    fields: Iterable[FieldArg],
+    policy_type: str | None,
+    description: str | None,
+    is_active: bool | None,
+) -> dict[str, Any]:
+    return _drop_none(
+        name=name,
+        policy_type=policy_type,
+        description=description,
+        fields=[f.to_dict() if isinstance(f, SecretPolicyField) else dict(f) for f in fields],
+        is_active=is_active,
+    )
+
+
+class SecretPoliciesResource(_Resource):
+    """``client.secret_policies``: value recipes (``/v1/secret-policies``).
+
+    Reading needs ``policies:read``; creating, replacing and deleting need ``policies:write``
+    and an admin role. Attaching to a secret needs write permission on its path; later writes
+    of that secret are then checked against the policy's rules (``422`` naming ``data.<field>``).
+    """
+
+    def list(self) -> list[SecretPolicy]:
+        return self._get("/v1/secret-policies", _items("secret_policies", SecretPolicy.from_dict))
+
+    def get(self, policy_id: str) -> SecretPolicy:
+        return self._get(_secret_policy_url(policy_id), SecretPolicy.from_dict)
+
+    def create(
+        self,
+        name: str,
+        fields: Iterable[FieldArg],
+        policy_type: str | None = None,
+        description: str | None = None,
+        is_active: bool | None = None,
+    ) -> SecretPolicy:
+        """A new policy; ``policy_type`` is ``password``, ``api_key``, ``oauth_client``,
+        ``ssh_key`` or ``custom`` (the default)."""
+        body = _secret_policy_body(name, fields, policy_type, description, is_active)
+        return self._post("/v1/secret-policies", SecretPolicy.from_dict, json=body)
+
+    def update(
+        self,
+        policy_id: str,
+        name: str,
+        fields: Iterable[FieldArg],
+        policy_type: str | None = None,
+        description: str | None = None,
+        is_active: bool | None = None,
+    ) -> SecretPolicy:
+        """Replaces the policy (``PUT``: what is left out takes its default); attachments stay."""
+        body = _secret_policy_body(name, fields, policy_type, description, is_active)
+        return self._put(_secret_policy_url(policy_id), SecretPolicy.from_dict, json=body)
+
+    def delete(self, policy_id: str) -> SecretPolicyDeletion:
+        """Deletes the policy and detaches it from every secret."""
+        return self._delete(_secret_policy_url(policy_id), SecretPolicyDeletion.from_dict)
+
+    def attach(self, policy_id: str, path: str) -> SecretPolicyAttachment:
+        """Later writes of the secret at ``path`` must satisfy the policy."""
+        url = _secret_policy_url(policy_id, "/attach")
+        return self._post(url, SecretPolicyAttachment.from_dict, json={"path": path})
+
+    def detach(self, path: str) -> SecretPolicyAttachment:
+        """Lifts the secret policy of the secret at ``path``."""
+        return self._post(
+            "/v1/secret-policies/detach", SecretPolicyAttachment.from_dict, json={"path": path}
+        )
+
+
+def _secret_policy_url(policy_id: str, suffix: str = "") -> str:
+    return f"/v1/secret-policies/{_escape(policy_id)}{suffix}"
+
+
+def _service_account_url(account: str, suffix: str = "") -> str:
+    # ``sa:<name>`` or the bare name; names use [a-z0-9-_.], "." escaped like everywhere else.
+    return f"/v1/identity/service-accounts/{_escape(account, safe=':')}{suffix}"
+
+
+class ServiceAccountsResource(_Resource):
+    """``client.service_accounts``: service accounts with client credentials
+    (``/v1/identity/service-accounts``).
+
+    Reading needs ``identity:read`` (or ``identity:admin``); changes need ``identity:admin``.
+    Accounts are named ``sa:<name>``; every method takes the id or the bare name. Use the
+    client id and secret as ``ScaiVaultClient(client_id=…, client_secret=…)``.
+    """
+
+    def create(
+        self,
+        name: str,
+        scopes: Iterable[str] | None = None,
+        groups: Iterable[str] | None = None,
+        description: str | None = None,
+    ) -> CreatedServiceAccount:
+        """A new account; ``.client_secret`` is shown only here. ``scopes`` may not be wider
+        than the caller's; ``groups`` are ``group:<name>``."""
+        body = _drop_none(
+            name=name, description=description, scopes=_opt_list(scopes), groups=_opt_list(groups)
+        )
+        return self._post(
+            "/v1/identity/service-accounts", CreatedServiceAccount.from_dict, json=body
+        )
+
+    def list(self) -> list[ServiceAccount]:
+        return self._get(
+            "/v1/identity/service-accounts",
+            _items("service_accounts", ServiceAccount.from_dict),
+        )
+
+    def get(self, account: str) -> ServiceAccount:
+        return self._get(_service_account_url(account), ServiceAccount.from_dict)
+
+    def delete(self, account: str) -> ServiceAccountDisable:
+        """Disables the account: its secrets and every token it holds stop working at once."""
+        return self._delete(_service_account_url(account), ServiceAccountDisable.from_dict)
+
+    def rotate_secret(self, account: str, grace: str | None = None) -> ClientSecretRotation:
+        """A new client secret (shown only here); the previous ones stay valid for ``grace``
+        (a duration such as ``"1h"``, at most ``30d``; default: they stop at once)."""
+        return self._post(
+            _service_account_url(account, "/secrets"),
+            ClientSecretRotation.from_dict,
+            json=_drop_none(grace=grace),
+        )
+
+
+class SystemResource(_Resource):
+    """``client.system``: health and version (``/v1/health…``, ``/v1/version``)."""
+
+    def health(self) -> Health:
+        """Liveness; needs no token."""
+        return self._get("/v1/health", Health.from_dict)
+
+    def ready(self) -> Health:
+        """Readiness (database, encryption); a server that is not ready answers 503, raised as
+        :class:`~scaivault_sdk.errors.ServiceUnavailableError`. Needs no token."""
+        return self._get("/v1/health/ready", Health.from_dict)
+
+    def detailed(self) -> HealthDetail:
+        """Per-component health with numbers (storage backend, pool, audit queue)."""
+        return self._get("/v1/health/detailed", HealthDetail.from_dict)
+
+    def version(self) -> ServerVersion:
+        return self._get("/v1/version", ServerVersion.from_dict)

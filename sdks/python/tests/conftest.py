@@ -8,6 +8,8 @@ for its ``listening on http://…`` line and stops it at the end. Unit tests nee
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import queue
 import re
@@ -21,11 +23,11 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import pytest
 
-from scaivault_sdk import NotFoundError, SyncScaiVaultClient
+from scaivault_sdk import NotFoundError, ScaiVaultClient, SyncScaiVaultClient
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 START_DEADLINE_S = 30.0
@@ -175,3 +177,65 @@ def purge(client: SyncScaiVaultClient, paths: Iterable[str]) -> None:
             client.secrets.delete(path, permanent=True)
         except NotFoundError:
             pass
+
+
+class Blocking:
+    """Either client behind one blocking face: awaitables are run, iterators collected."""
+
+    def __init__(self, target: Any, loop: asyncio.AbstractEventLoop | None) -> None:
+        self._target, self._loop = target, loop
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return Blocking(attr, self._loop)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            if inspect.isawaitable(result):
+                assert self._loop is not None
+                return self._loop.run_until_complete(result)  # type: ignore[arg-type]
+            if inspect.isasyncgen(result):
+                assert self._loop is not None
+                return self._loop.run_until_complete(_collect(result))
+            if inspect.isgenerator(result):
+                return list(result)
+            return result
+
+        return call
+
+
+async def _collect(agen: Any) -> list[Any]:
+    return [item async for item in agen]
+
+
+Connect = Callable[..., Any]
+
+
+@pytest.fixture(params=["sync", "async"])
+def connect(request: pytest.FixtureRequest, vault: Vault) -> Iterator[Connect]:
+    """``connect(token, **client_kwargs)`` → a blocking face over a sync or async client.
+
+    ``token`` may be None with ``client_id=…, client_secret=…``; every client made is closed
+    at the end of the test. Runs each test twice, once per client.
+    """
+    closers: list[Callable[[], None]] = []
+    loop = asyncio.new_event_loop() if request.param == "async" else None
+
+    def make(token: str | None = None, **kwargs: Any) -> Any:
+        kwargs.setdefault("base_url", vault.url)
+        if loop is None:
+            sync = SyncScaiVaultClient(token=token, **kwargs)
+            closers.append(sync.close)
+            return Blocking(sync, None)
+        aclient = ScaiVaultClient(token=token, **kwargs)
+        closers.append(lambda: loop.run_until_complete(aclient.aclose()))
+        return Blocking(aclient, loop)
+
+    try:
+        yield make
+    finally:
+        for close in closers:
+            close()
+        if loop is not None:
+            loop.close()

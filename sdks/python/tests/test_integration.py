@@ -7,14 +7,13 @@ The ``api`` fixture runs every test twice: with ``SyncScaiVaultClient`` and with
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 import pytest
 
-from conftest import Vault
+from conftest import Blocking, Vault  # Blocking: re-exported for the other test modules
 from scaivault_sdk import (
     AuthenticationError,
     BatchMetadataResult,
@@ -36,36 +35,6 @@ from scaivault_sdk import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-class Blocking:
-    """Either client behind one blocking face: awaitables are run, iterators collected."""
-
-    def __init__(self, target: Any, loop: asyncio.AbstractEventLoop | None) -> None:
-        self._target, self._loop = target, loop
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._target, name)
-        if not callable(attr):
-            return Blocking(attr, self._loop)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            result = attr(*args, **kwargs)
-            if inspect.isawaitable(result):
-                assert self._loop is not None
-                return self._loop.run_until_complete(result)  # type: ignore[arg-type]
-            if inspect.isasyncgen(result):
-                assert self._loop is not None
-                return self._loop.run_until_complete(_collect(result))
-            if inspect.isgenerator(result):
-                return list(result)
-            return result
-
-        return call
-
-
-async def _collect(agen: Any) -> list[Any]:
-    return [item async for item in agen]
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -24,7 +24,7 @@ from scaivault_sdk import (
     PermissionDeniedError,
     ValidationError,
 )
-from test_integration_tokens_audit import Factory, api, connect  # noqa: F401 (fixtures)
+from test_integration_tokens_audit import Factory, api  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 

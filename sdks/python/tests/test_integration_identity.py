@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -14,40 +13,13 @@ from scaivault_sdk import (
     Identity,
     NotFoundError,
     PermissionDeniedError,
-    ScaiVaultClient,
-    SyncScaiVaultClient,
     Tenant,
     ValidationError,
 )
-from test_integration import Blocking
 
 pytestmark = pytest.mark.integration
 
 Factory = Callable[..., Any]
-
-
-@pytest.fixture(params=["sync", "async"])
-def connect(request: pytest.FixtureRequest, vault: Vault) -> Iterator[Factory]:
-    """``connect(token, tenant_id=None)`` → a blocking face over a sync or async client."""
-    closers: list[Callable[[], None]] = []
-    loop = asyncio.new_event_loop() if request.param == "async" else None
-
-    def make(token: str, tenant_id: str | None = None) -> Any:
-        if loop is None:
-            sync = SyncScaiVaultClient(base_url=vault.url, token=token, tenant_id=tenant_id)
-            closers.append(sync.close)
-            return Blocking(sync, None)
-        aclient = ScaiVaultClient(base_url=vault.url, token=token, tenant_id=tenant_id)
-        closers.append(lambda: loop.run_until_complete(aclient.aclose()))
-        return Blocking(aclient, loop)
-
-    try:
-        yield make
-    finally:
-        for close in closers:
-            close()
-        if loop is not None:
-            loop.close()
 
 
 def _suffix() -> str:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -21,41 +20,14 @@ from scaivault_sdk import (
     IdentityAuditTrail,
     NotFoundError,
     PermissionDeniedError,
-    ScaiVaultClient,
     SecretAuditTrail,
-    SyncScaiVaultClient,
     TokenInfo,
     ValidationError,
 )
-from test_integration import Blocking
 
 pytestmark = pytest.mark.integration
 
 Factory = Callable[[str], Any]
-
-
-@pytest.fixture(params=["sync", "async"])
-def connect(request: pytest.FixtureRequest, vault: Vault) -> Iterator[Factory]:
-    """``connect(token)`` → a blocking face over a sync or async client with that token."""
-    closers: list[Callable[[], None]] = []
-    loop = asyncio.new_event_loop() if request.param == "async" else None
-
-    def make(token: str) -> Any:
-        if loop is None:
-            sync = SyncScaiVaultClient(base_url=vault.url, token=token)
-            closers.append(sync.close)
-            return Blocking(sync, None)
-        aclient = ScaiVaultClient(base_url=vault.url, token=token)
-        closers.append(lambda: loop.run_until_complete(aclient.aclose()))
-        return Blocking(aclient, loop)
-
-    try:
-        yield make
-    finally:
-        for close in closers:
-            close()
-        if loop is not None:
-            loop.close()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-//! `scaivault auth login|whoami|logout`.
+//! `scaivault auth login|whoami|logout|introspect|jwks|rotate-keys`.
 
 use std::io::Read;
 
@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::config::{self, Settings, Source, ENV_TOKEN};
 use super::http::{ApiClient, ApiError};
-use super::output::{cell, key_values, print_json, print_raw, println, value_cell};
+use super::output::{cell, key_values, print_json, print_raw, println, value_cell, Table};
 use super::{AuthCommand, GlobalOpts};
 
 pub async fn run(cmd: AuthCommand, global: &GlobalOpts) -> Result<(), ApiError> {
@@ -22,7 +22,90 @@ pub async fn run(cmd: AuthCommand, global: &GlobalOpts) -> Result<(), ApiError> 
         AuthCommand::Login { token, .. } => login(token.map(|t| t.0), global).await,
         AuthCommand::Whoami => whoami(global).await,
         AuthCommand::Logout => logout(global),
+        AuthCommand::Introspect { token } => introspect(token.map(|t| t.0), global).await,
+        AuthCommand::Jwks => jwks(global).await,
+        AuthCommand::RotateKeys => rotate_keys(global).await,
     }
+}
+
+async fn introspect(token: Option<String>, global: &GlobalOpts) -> Result<(), ApiError> {
+    let token = match token {
+        Some(t) => t,
+        None => read_token_from_stdin()?,
+    };
+    let settings = Settings::resolve(global.url.as_deref())?;
+    let client = ApiClient::new(&settings.authed_options()?)?;
+    let url = client.url(&["v1", "auth", "introspect"], &[])?;
+    let r = client.post(url, &json!({ "token": token })).await?;
+    let active = r.body.get("active") == Some(&Value::Bool(true));
+    if global.json {
+        print_json(&r.body);
+    } else {
+        let fields = [
+            "active",
+            "identity_id",
+            "identity_type",
+            "tenant_id",
+            "scopes",
+            "issued_at",
+            "expires_at",
+        ];
+        let pairs: Vec<(&str, String)> = fields
+            .iter()
+            .filter(|f| active || **f == "active")
+            .map(|f| (*f, value_cell(r.body.get(*f))))
+            .collect();
+        print_raw(&key_values(&pairs));
+    }
+    if active {
+        Ok(())
+    } else {
+        // Exit 2 (auth) so scripts can branch on the answer; already printed.
+        Err(ApiError::local(
+            2,
+            "token_inactive",
+            "the token is not active",
+        ))
+    }
+}
+
+async fn jwks(global: &GlobalOpts) -> Result<(), ApiError> {
+    let settings = Settings::resolve(global.url.as_deref())?;
+    let client = ApiClient::new(&settings.client_options(None))?;
+    let r = client
+        .get(client.url(&["v1", "auth", "jwks"], &[])?)
+        .await?;
+    if global.json {
+        print_json(&r.body);
+        return Ok(());
+    }
+    let mut t = Table::new(&["KID", "KTY", "ALG", "USE"]);
+    for k in r.body["keys"].as_array().into_iter().flatten() {
+        t.row(vec![
+            value_cell(k.get("kid")),
+            value_cell(k.get("kty")),
+            value_cell(k.get("alg")),
+            value_cell(k.get("use")),
+        ]);
+    }
+    t.print();
+    Ok(())
+}
+
+async fn rotate_keys(global: &GlobalOpts) -> Result<(), ApiError> {
+    let settings = Settings::resolve(global.url.as_deref())?;
+    let client = ApiClient::new(&settings.authed_options()?)?;
+    let url = client.url(&["v1", "auth", "keys", "rotate"], &[])?;
+    let r = client.post(url, &json!({})).await?;
+    if global.json {
+        print_json(&r.body);
+    } else {
+        print_raw(&key_values(&[
+            ("kid", value_cell(r.body.get("kid"))),
+            ("published_kids", value_cell(r.body.get("published_kids"))),
+        ]));
+    }
+    Ok(())
 }
 
 /// `POST /v1/auth/token` with client credentials; the access token (valid 1 h).

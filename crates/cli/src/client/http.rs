@@ -290,6 +290,10 @@ impl ApiClient {
         self.send(Method::POST, url, Some(body)).await
     }
 
+    pub async fn patch(&self, url: Url, body: &Value) -> Result<ApiResponse, ApiError> {
+        self.send(Method::PATCH, url, Some(body)).await
+    }
+
     pub async fn delete(&self, url: Url) -> Result<ApiResponse, ApiError> {
         self.send(Method::DELETE, url, None).await
     }

@@ -1,4 +1,5 @@
-//! The `scaivault` command-line client: `config`, `auth`, `secrets` and `audit` commands.
+//! The `scaivault` command-line client: `config`, `auth`, `secrets`, `audit`, `policies`,
+//! `secret-policies`, `tokens`, `service-accounts` and `identity` commands.
 //!
 //! Exit codes: 0 ok, 1 general, 2 auth, 3 authz, 4 not found, 5 validation
 //! (see [`http::exit_code_for_status`], the one place that maps responses to codes).
@@ -8,10 +9,12 @@ mod audit_export;
 mod auth;
 mod config;
 mod config_cmd;
+mod directory;
 pub mod http;
 mod identity;
 mod output;
 mod policies;
+mod secret_policies;
 mod secrets;
 
 use std::fmt;
@@ -67,12 +70,21 @@ pub enum ClientCommand {
     /// Manage access policies and bindings, and test decisions
     #[command(subcommand)]
     Policies(policies::PoliciesCommand),
+    /// Secret policies: value recipes whose rules the attached secrets' writes must follow
+    #[command(subcommand, name = "secret-policies")]
+    SecretPolicies(secret_policies::SecretPoliciesCommand),
     /// Personal access tokens: create (shown once), list, revoke
     #[command(subcommand)]
     Tokens(identity::TokensCommand),
     /// Service accounts with client credentials
     #[command(subcommand, name = "service-accounts")]
     ServiceAccounts(identity::ServiceAccountsCommand),
+    /// Partners, tenants, users, groups, members and admin roles
+    #[command(subcommand)]
+    Identity(directory::IdentityCommand),
+    /// Server health, readiness and version
+    #[command(subcommand)]
+    System(directory::SystemCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,6 +123,16 @@ pub enum AuthCommand {
     Whoami,
     /// Remove the stored token from the config file
     Logout,
+    /// Check a token without using it (admin): exit 0 if active, 2 if not
+    Introspect {
+        /// The token to check; read from stdin when omitted
+        #[arg(value_name = "TOKEN")]
+        token: Option<Sensitive>,
+    },
+    /// The built-in JWT issuer's public keys (JWKS)
+    Jwks,
+    /// Sign new JWTs with a fresh key (admin); the old key stays published
+    RotateKeys,
 }
 
 #[derive(Subcommand, Debug)]
@@ -131,6 +153,12 @@ pub enum SecretsCommand {
     Versions(secrets::PathArg),
     /// List secrets that expire within a number of days
     Expiring(Box<secrets::ExpiringArgs>),
+    /// Change a secret's metadata or options without writing a new version
+    UpdateMetadata(Box<secrets::UpdateMetadataArgs>),
+    /// Read up to 100 secrets in one request (partial success unless --fail-fast)
+    BatchRead(Box<secrets::BatchReadArgs>),
+    /// Metadata of up to 100 paths, or of `*`/`**` patterns with --expand-wildcards
+    BatchMetadata(Box<secrets::BatchMetadataArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -170,8 +198,11 @@ async fn dispatch(cmd: ClientCommand, global: &GlobalOpts) -> Result<(), ApiErro
         ClientCommand::Secrets(c) => secrets::run(c, global).await,
         ClientCommand::Audit(c) => audit::run(c, global).await,
         ClientCommand::Policies(c) => policies::run(c, global).await,
+        ClientCommand::SecretPolicies(c) => secret_policies::run(c, global).await,
         ClientCommand::Tokens(c) => identity::run_tokens(c, global).await,
         ClientCommand::ServiceAccounts(c) => identity::run_service_accounts(c, global).await,
+        ClientCommand::Identity(c) => directory::run_identity(c, global).await,
+        ClientCommand::System(c) => directory::run_system(c, global).await,
     }
 }
 

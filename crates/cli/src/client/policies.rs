@@ -1,4 +1,5 @@
-//! `scaivault policies list|get|create|delete|bind|unbind|test`: access policies (`/v1/policies`).
+//! `scaivault policies list|get|create|update|delete|bindings|bind|unbind|test`: access policies
+//! (`/v1/policies`).
 
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -21,6 +22,22 @@ pub enum PoliciesCommand {
     Create {
         #[arg(long, value_name = "FILE")]
         file: String,
+    },
+    /// Change a policy from a JSON file (PATCH: only the keys given); --replace replaces it
+    /// (PUT: name and rules required). Bindings are kept either way; - reads stdin
+    Update {
+        /// Policy id (pol_…)
+        id: String,
+        #[arg(long, value_name = "FILE")]
+        file: String,
+        /// Replace the whole policy instead of changing the given keys
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List a policy's bindings
+    Bindings {
+        /// Policy id (pol_…)
+        id: String,
     },
     /// Delete a policy; --force also removes its bindings
     Delete {
@@ -97,7 +114,8 @@ pub struct TestArgs {
     pub at: Option<String>,
 }
 
-fn read_file(file: &str) -> Result<Value, ApiError> {
+/// A JSON object from a file (`-`: stdin); anything else is a usage error (exit 5).
+pub(super) fn read_json_file(file: &str) -> Result<Value, ApiError> {
     let text = if file == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
@@ -171,7 +189,9 @@ fn print_policy(p: &Value) {
 pub async fn run(cmd: PoliciesCommand, global: &GlobalOpts) -> Result<(), ApiError> {
     let settings = Settings::resolve(global.url.as_deref())?;
     let body = match &cmd {
-        PoliciesCommand::Create { file } => Some(read_file(file)?),
+        PoliciesCommand::Create { file } | PoliciesCommand::Update { file, .. } => {
+            Some(read_json_file(file)?)
+        }
         _ => None,
     };
     let client = ApiClient::new(&settings.authed_options()?)?;
@@ -250,6 +270,41 @@ pub async fn run(cmd: PoliciesCommand, global: &GlobalOpts) -> Result<(), ApiErr
             } else {
                 println(&format!("Created policy {}", value_cell(r.body.get("id"))));
             }
+            Ok(())
+        }
+        PoliciesCommand::Update { id, replace, .. } => {
+            let body = body.unwrap_or_else(|| json!({}));
+            let url = client.url(&["v1", "policies", &id], &[])?;
+            let r = if replace {
+                client.put(url, &body).await?
+            } else {
+                client.patch(url, &body).await?
+            };
+            if global.json {
+                print_json(&r.body);
+            } else {
+                println(&format!("Updated policy {}", cell(&id)));
+            }
+            Ok(())
+        }
+        PoliciesCommand::Bindings { id } => {
+            let url = client.url(&["v1", "policies", &id, "bindings"], &[])?;
+            let r = client.get(url).await?;
+            if global.json {
+                print_json(&r.body);
+                return Ok(());
+            }
+            let mut t = Table::new(&["BINDING", "TYPE", "IDENTITY", "EXPIRES", "EXPIRED"]);
+            for b in r.body["bindings"].as_array().into_iter().flatten() {
+                t.row(vec![
+                    value_cell(b.get("id")),
+                    value_cell(b.get("identity_type")),
+                    value_cell(b.get("identity_id")),
+                    value_cell(b.get("expires_at")),
+                    value_cell(b.get("expired")),
+                ]);
+            }
+            t.print();
             Ok(())
         }
         PoliciesCommand::Delete { id, force } => {

@@ -43,13 +43,19 @@ pub struct WriteArgs {
     /// Read the data object from a JSON file ("-" for stdin)
     #[arg(long, value_name = "FILE")]
     pub json_file: Option<String>,
-    /// Expire the secret after this duration (30s, 1h, 90d, 2w)
-    #[arg(long, value_name = "DURATION")]
-    pub expires_in: Option<String>,
-    /// Number of versions to keep (1-1000)
+    #[command(flatten)]
+    pub options: OptionArgs,
+    #[command(flatten)]
+    pub metadata: MetadataArgs,
+    /// Write only if the current version is N (0: only if the secret does not exist)
     #[arg(long, value_name = "N")]
-    pub max_versions: Option<u32>,
-    /// Description (replaces the stored metadata together with --tag/--owner)
+    pub cas: Option<u64>,
+}
+
+/// The metadata flags of `write` and `update-metadata`.
+#[derive(Args, Debug, Default)]
+pub struct MetadataArgs {
+    /// Description (a write replaces the stored metadata with --description/--tag/--owner)
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
     /// Tag (repeatable)
@@ -58,9 +64,48 @@ pub struct WriteArgs {
     /// Owner, e.g. team:payments
     #[arg(long, value_name = "OWNER")]
     pub owner: Option<String>,
-    /// Write only if the current version is N (0: only if the secret does not exist)
+}
+
+impl MetadataArgs {
+    /// The `metadata` object of a request: the flags that were given.
+    fn to_json(&self) -> Map<String, Value> {
+        let mut metadata = Map::new();
+        if let Some(d) = &self.description {
+            metadata.insert("description".into(), json!(d));
+        }
+        if !self.tags.is_empty() {
+            metadata.insert("tags".into(), json!(self.tags));
+        }
+        if let Some(o) = &self.owner {
+            metadata.insert("owner".into(), json!(o));
+        }
+        metadata
+    }
+}
+
+/// The option flags of `write` and `update-metadata`.
+#[derive(Args, Debug, Default)]
+pub struct OptionArgs {
+    /// Expire the secret after this duration from now (30s, 1h, 90d, 2w)
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+    /// Number of versions to keep (1-1000)
     #[arg(long, value_name = "N")]
-    pub cas: Option<u64>,
+    pub max_versions: Option<u32>,
+}
+
+impl OptionArgs {
+    /// The `options` object of a request: the flags that were given.
+    fn to_json(&self) -> Map<String, Value> {
+        let mut options = Map::new();
+        if let Some(e) = &self.expires_in {
+            options.insert("expires_in".into(), json!(e));
+        }
+        if let Some(m) = self.max_versions {
+            options.insert("max_versions".into(), json!(m));
+        }
+        options
+    }
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +158,42 @@ pub struct ExpiringArgs {
     pub limit: Option<u32>,
 }
 
+#[derive(Args, Debug)]
+pub struct UpdateMetadataArgs {
+    /// Secret path
+    pub path: String,
+    #[command(flatten)]
+    pub metadata: MetadataArgs,
+    #[command(flatten)]
+    pub options: OptionArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct BatchReadArgs {
+    /// Secret paths (1-100)
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Include each secret's metadata
+    #[arg(long)]
+    pub include_metadata: bool,
+    /// Fail the whole request on the first path that cannot be read
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Read this version of every path
+    #[arg(long, value_name = "N")]
+    pub version: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct BatchMetadataArgs {
+    /// Paths or, with --expand-wildcards, patterns such as app/* or app/** (1-100)
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Expand * and ** patterns
+    #[arg(long)]
+    pub expand_wildcards: bool,
+}
+
 pub async fn run(cmd: SecretsCommand, global: &GlobalOpts) -> Result<(), ApiError> {
     let settings = Settings::resolve(global.url.as_deref())?;
     // Local argument checks come before the token check, so that they are reported even
@@ -131,6 +212,9 @@ pub async fn run(cmd: SecretsCommand, global: &GlobalOpts) -> Result<(), ApiErro
         SecretsCommand::Restore(a) => restore(&client, *a, global).await,
         SecretsCommand::Versions(a) => versions(&client, &a.path, global).await,
         SecretsCommand::Expiring(a) => expiring(&client, *a, global).await,
+        SecretsCommand::UpdateMetadata(a) => update_metadata(&client, *a, global).await,
+        SecretsCommand::BatchRead(a) => batch_read(&client, *a, global).await,
+        SecretsCommand::BatchMetadata(a) => batch_metadata(&client, *a, global).await,
     }
 }
 
@@ -279,26 +363,11 @@ fn write_body(a: &WriteArgs) -> Result<Value, ApiError> {
     if let Some(t) = &a.secret_type {
         body.insert("secret_type".into(), json!(t));
     }
-    let mut metadata = Map::new();
-    if let Some(d) = &a.description {
-        metadata.insert("description".into(), json!(d));
-    }
-    if !a.tags.is_empty() {
-        metadata.insert("tags".into(), json!(a.tags));
-    }
-    if let Some(o) = &a.owner {
-        metadata.insert("owner".into(), json!(o));
-    }
+    let metadata = a.metadata.to_json();
     if !metadata.is_empty() {
         body.insert("metadata".into(), Value::Object(metadata));
     }
-    let mut options = Map::new();
-    if let Some(e) = &a.expires_in {
-        options.insert("expires_in".into(), json!(e));
-    }
-    if let Some(m) = a.max_versions {
-        options.insert("max_versions".into(), json!(m));
-    }
+    let mut options = a.options.to_json();
     if let Some(c) = a.cas {
         options.insert("cas".into(), json!(c));
     }
@@ -533,6 +602,106 @@ async fn metadata(client: &ApiClient, path: &str, global: &GlobalOpts) -> Result
     Ok(())
 }
 
+async fn update_metadata(
+    client: &ApiClient,
+    a: UpdateMetadataArgs,
+    global: &GlobalOpts,
+) -> Result<(), ApiError> {
+    let mut body = Map::new();
+    body.insert("metadata".into(), Value::Object(a.metadata.to_json()));
+    let options = a.options.to_json();
+    if !options.is_empty() {
+        body.insert("options".into(), Value::Object(options));
+    }
+    let url = client.secret_url(&a.path, Some("metadata"), &[])?;
+    let resp = client.patch(url, &Value::Object(body)).await?;
+    if global.json {
+        print_json(&resp.body);
+    } else {
+        print_metadata_view(&resp.body);
+    }
+    Ok(())
+}
+
+/// Rows of the per-path errors of a batch answer: PATH, `error`, CODE: MESSAGE.
+fn batch_error_rows(t: &mut Table, body: &Value, width: usize) {
+    for (path, e) in body["errors"].as_object().into_iter().flatten() {
+        let mut row = vec![
+            cell(path),
+            "error".to_owned(),
+            format!(
+                "{}: {}",
+                value_cell(e.get("code")),
+                value_cell(e.get("message"))
+            ),
+        ];
+        row.resize(width, String::new());
+        t.row(row);
+    }
+}
+
+async fn batch_read(
+    client: &ApiClient,
+    a: BatchReadArgs,
+    global: &GlobalOpts,
+) -> Result<(), ApiError> {
+    let mut options = json!({"include_metadata": a.include_metadata, "fail_fast": a.fail_fast});
+    if let Some(v) = a.version {
+        options["version"] = json!(v);
+    }
+    let url = client.url(&["v1", "secrets", "batch"], &[])?;
+    let resp = client
+        .post(url, &json!({"paths": a.paths, "options": options}))
+        .await?;
+    if global.json {
+        print_json(&resp.body);
+        return Ok(());
+    }
+    // The table names the keys of each value, never the values (use --json for those).
+    let mut t = Table::new(&["PATH", "VERSION", "KEYS"]);
+    for (path, s) in resp.body["secrets"].as_object().into_iter().flatten() {
+        let keys: Vec<&str> = s["data"]
+            .as_object()
+            .map(|d| d.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        t.row(vec![
+            cell(path),
+            value_cell(s.get("version")),
+            cell(&keys.join(",")),
+        ]);
+    }
+    batch_error_rows(&mut t, &resp.body, 3);
+    t.print();
+    Ok(())
+}
+
+async fn batch_metadata(
+    client: &ApiClient,
+    a: BatchMetadataArgs,
+    global: &GlobalOpts,
+) -> Result<(), ApiError> {
+    let url = client.url(&["v1", "secrets", "batch", "metadata"], &[])?;
+    let body = json!({"paths": a.paths, "expand_wildcards": a.expand_wildcards});
+    let resp = client.post(url, &body).await?;
+    if global.json {
+        print_json(&resp.body);
+        return Ok(());
+    }
+    let mut t = Table::new(&["PATH", "VERSION", "TYPE", "TAGS", "UPDATED"]);
+    for (path, m) in resp.body["metadata"].as_object().into_iter().flatten() {
+        t.row(vec![
+            cell(path),
+            value_cell(m.get("version")),
+            value_cell(m.get("secret_type")),
+            value_cell(m.get("tags")),
+            value_cell(m.get("updated_at")),
+        ]);
+    }
+    batch_error_rows(&mut t, &resp.body, 5);
+    t.print();
+    Ok(())
+}
+
 async fn versions(client: &ApiClient, path: &str, global: &GlobalOpts) -> Result<(), ApiError> {
     let url = client.secret_url(path, Some("versions"), &[])?;
     let resp = client.get(url).await?;
@@ -644,11 +813,8 @@ mod tests {
             pairs: pairs.iter().map(|s| s.to_string()).collect(),
             secret_type: None,
             json_file: None,
-            expires_in: None,
-            max_versions: None,
-            description: None,
-            tags: vec![],
-            owner: None,
+            options: OptionArgs::default(),
+            metadata: MetadataArgs::default(),
             cas: None,
         }
     }
@@ -669,10 +835,10 @@ mod tests {
     fn options_and_metadata() {
         let mut a = args(&["k=v"]);
         a.secret_type = Some("api_key".into());
-        a.expires_in = Some("30d".into());
-        a.max_versions = Some(3);
-        a.tags = vec!["x".into(), "y".into()];
-        a.description = Some("d".into());
+        a.options.expires_in = Some("30d".into());
+        a.options.max_versions = Some(3);
+        a.metadata.tags = vec!["x".into(), "y".into()];
+        a.metadata.description = Some("d".into());
         let b = write_body(&a).unwrap();
         assert_eq!(
             b,

@@ -29,17 +29,17 @@ const CLIENT_ENV: [&str; 6] = [
 ];
 
 /// One isolated client: its own config file, `HOME` and working directory.
-struct Cli {
+pub(crate) struct Cli {
     dir: tempfile::TempDir,
     config: PathBuf,
     vars: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
     args: Vec<String>,
 }
 
@@ -57,22 +57,22 @@ impl std::fmt::Display for Out {
 }
 
 impl Out {
-    fn code(&self, expected: i32) -> &Self {
+    pub(crate) fn code(&self, expected: i32) -> &Self {
         assert_eq!(self.code, expected, "expected exit {expected}: {self}");
         self
     }
 
-    fn ok(&self) -> &Self {
+    pub(crate) fn ok(&self) -> &Self {
         self.code(0)
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self}"))
     }
 
     /// Asserts the documented error line `error: <code>: <message>[ (request req_…)]` on stderr.
-    fn error(&self, exit: i32, code: &str) -> &Self {
+    pub(crate) fn error(&self, exit: i32, code: &str) -> &Self {
         self.code(exit);
         let prefix = format!("error: {code}: ");
         assert!(
@@ -83,7 +83,7 @@ impl Out {
     }
 
     /// Like [`Out::error`], for a failure the server reported: the line ends with its request id.
-    fn server_error(&self, exit: i32, code: &str) -> &Self {
+    pub(crate) fn server_error(&self, exit: i32, code: &str) -> &Self {
         self.error(exit, code);
         let line = self
             .stderr
@@ -99,7 +99,7 @@ impl Out {
 }
 
 impl Cli {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("scaivault-cli-")
             .tempdir()
@@ -119,7 +119,7 @@ impl Cli {
     }
 
     /// A client whose config file points at `srv` with its admin token.
-    fn logged_in(srv: &TestServer) -> Self {
+    pub(crate) fn logged_in(srv: &TestServer) -> Self {
         let cli = Cli::new();
         cli.write_config(&json!({"base_url": srv.base_url, "token": srv.admin_token}));
         cli
@@ -130,34 +130,34 @@ impl Cli {
     }
 
     /// The working directory the binary runs in.
-    fn cwd(&self) -> PathBuf {
+    pub(crate) fn cwd(&self) -> PathBuf {
         self.dir.path().join("work")
     }
 
-    fn env(mut self, k: &str, v: &str) -> Self {
+    pub(crate) fn env(mut self, k: &str, v: &str) -> Self {
         self.vars.push((k.to_string(), v.to_string()));
         self
     }
 
-    fn write_config(&self, v: &Value) {
+    pub(crate) fn write_config(&self, v: &Value) {
         std::fs::create_dir_all(self.config.parent().unwrap()).unwrap();
         std::fs::write(&self.config, serde_json::to_string_pretty(v).unwrap()).unwrap();
     }
 
-    fn read_config(&self) -> Value {
+    pub(crate) fn read_config(&self) -> Value {
         let text = std::fs::read_to_string(&self.config).expect("config file exists");
         serde_json::from_str(&text).expect("config file is JSON")
     }
 
-    async fn run(&self, args: &[&str]) -> Out {
+    pub(crate) async fn run(&self, args: &[&str]) -> Out {
         self.run_with(args, None, &[]).await
     }
 
-    async fn run_stdin(&self, args: &[&str], stdin: &str) -> Out {
+    pub(crate) async fn run_stdin(&self, args: &[&str], stdin: &str) -> Out {
         self.run_with(args, Some(stdin), &[]).await
     }
 
-    async fn run_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Out {
+    pub(crate) async fn run_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Out {
         self.run_with(args, None, extra).await
     }
 
@@ -242,7 +242,7 @@ fn assert_private(path: &Path) {
 fn assert_private(_path: &Path) {}
 
 /// A loopback URL nothing listens on.
-fn dead_url() -> String {
+pub(crate) fn dead_url() -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     drop(l);

@@ -32,6 +32,7 @@ mod audit_export;
 mod batch;
 mod cache;
 mod cli;
+mod cli_coverage;
 mod durability;
 mod encryption;
 mod errors;
