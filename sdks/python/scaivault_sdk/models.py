@@ -619,6 +619,8 @@ class Tenant(Model):
     slug: str | None = None
     status: str = "ACTIVE"
     created_at: datetime | None = _ts()
+    #: Per-minute rate-limit overrides by category (``{"read": 5000}``); ``None`` keeps the server's.
+    rate_limits: dict[str, int] | None = None
 
 
 @dataclass

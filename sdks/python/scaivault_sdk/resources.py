@@ -705,14 +705,37 @@ class IdentityResource(_Resource):
         id: str | None = None,
         partner_id: str | None = None,
         slug: str | None = None,
+        rate_limits: Mapping[str, int] | None = None,
     ) -> Tenant:
-        body = _drop_none(name=name, id=id, partner_id=partner_id, slug=slug)
+        """``rate_limits``: per-minute overrides by category for the tenant's identities."""
+        body = _drop_none(
+            name=name,
+            id=id,
+            partner_id=partner_id,
+            slug=slug,
+            rate_limits=dict(rate_limits) if rate_limits is not None else None,
+        )
         return self._post("/v1/identity/tenants", Tenant.from_dict, json=body)
 
     def update_tenant(
-        self, tenant_id: str, name: str | None = None, status: str | None = None
+        self,
+        tenant_id: str,
+        name: str | None = None,
+        status: str | None = None,
+        rate_limits: Mapping[str, int] | None = None,
+        clear_rate_limits: bool = False,
     ) -> Tenant:
-        body = _drop_none(name=name, status=status)
+        """Rename, suspend or reactivate a tenant, or replace (``rate_limits``) or remove
+        (``clear_rate_limits=True``) its rate-limit overrides. Needs partner admin."""
+        if clear_rate_limits and rate_limits is not None:
+            raise ValueError("pass rate_limits or clear_rate_limits, not both")
+        body: dict[str, Any] = _drop_none(
+            name=name,
+            status=status,
+            rate_limits=dict(rate_limits) if rate_limits is not None else None,
+        )
+        if clear_rate_limits:
+            body["rate_limits"] = None
         return self._patch(_tenant_url(tenant_id), Tenant.from_dict, json=body)
 
     def users(

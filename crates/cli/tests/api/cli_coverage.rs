@@ -660,6 +660,56 @@ async fn identity_commands() {
     cli.run(&["identity", "tenants", "get", "tnt_nope"])
         .await
         .server_error(4, "tenant_not_found");
+    // Per-tenant rate limits: set, shown, refused when malformed, cleared.
+    let t = cli
+        .run(&[
+            "--json",
+            "identity",
+            "tenants",
+            "update",
+            "tnt_prod",
+            "--rate-limit",
+            "read=5000",
+            "--rate-limit",
+            "write=0",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(t["rate_limits"], json!({"read": 5000, "write": 0}));
+    cli.run(&[
+        "identity",
+        "tenants",
+        "update",
+        "tnt_prod",
+        "--rate-limit",
+        "read",
+    ])
+    .await
+    .error(5, "invalid_argument");
+    cli.run(&[
+        "identity",
+        "tenants",
+        "update",
+        "tnt_prod",
+        "--rate-limit",
+        "reads=5",
+    ])
+    .await
+    .server_error(5, "validation_error");
+    let t = cli
+        .run(&[
+            "--json",
+            "identity",
+            "tenants",
+            "update",
+            "tnt_prod",
+            "--clear-rate-limits",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(t["rate_limits"], Value::Null);
 
     // groups and users in the token's own tenant (no --tenant: found through whoami)
     let g = cli
