@@ -65,15 +65,18 @@ impl ApiError {
             )
             .into(),
             OpError::Missing(code) => {
-                let code = match code {
-                    "policy_not_found" => ErrorCode::PolicyNotFound,
-                    "binding_not_found" => ErrorCode::BindingNotFound,
-                    "secret_policy_not_found" => ErrorCode::SecretPolicyNotFound,
-                    "secret_not_found" => ErrorCode::SecretNotFound,
-                    _ => ErrorCode::NotFound,
+                // The same message and details as the resource's own GET answers.
+                let (code, what, key) = match code {
+                    "policy_not_found" => (ErrorCode::PolicyNotFound, "Policy", "policy_id"),
+                    "binding_not_found" => (ErrorCode::BindingNotFound, "Binding", "binding_id"),
+                    "secret_policy_not_found" => {
+                        (ErrorCode::SecretPolicyNotFound, "Secret policy", "secret_policy_id")
+                    }
+                    "secret_not_found" => return Error::secret_not_found(path).into(),
+                    _ => (ErrorCode::NotFound, "Resource", "id"),
                 };
-                Error::new(code, format!("'{path}' not found"))
-                    .with_details(json!({ "id": path }))
+                Error::new(code, format!("{what} '{path}' not found"))
+                    .with_details(json!({ key: path }))
                     .into()
             }
             OpError::InUse => Error::new(
