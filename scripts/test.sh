@@ -20,7 +20,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "build"
 cargo build --workspace --all-targets --locked
-export SCAIVAULT_BIN="$PWD/target/debug/scaivault"
+export SCAIVAULT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/scaivault"
 
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
   step "benchmark harness (short mode, debug build: proves the harness, not the speed)"
