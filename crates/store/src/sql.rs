@@ -1343,6 +1343,19 @@ macro_rules! impl_store {
             }
 
             async fn list_secrets(&self, q: &ListQuery<'_>) -> Result<Vec<SecretRow>> {
+                if let Some(fast) = &self.fast {
+                    return fast
+                        .list_secrets(crate::sqlite_writer::OwnedList {
+                            tenant_id: q.tenant_id.to_owned(),
+                            prefix: q.prefix.to_owned(),
+                            upper: scaivault_core::path::prefix_upper_bound(q.prefix),
+                            after: q.after.unwrap_or("").to_owned(),
+                            limit: q.limit,
+                            expiring_before: q.expiring_before,
+                            include_deleted: q.include_deleted,
+                        })
+                        .await;
+                }
                 let mut sql = format!(
                     "SELECT {SECRET_COLS} FROM secrets WHERE tenant_id = $1 AND path >= $2 AND path < $3 AND path > $4"
                 );

@@ -65,6 +65,21 @@ enum IndexMsg {
 pub struct SqliteWriter {
     tx: mpsc::Sender<Msg>,
     cache: Arc<SecretCache>,
+    /// Read-only rusqlite connections for reads of many rows (listing), which sqlx-sqlite would copy
+    /// value by value across its worker thread.
+    readers: Arc<parking_lot::Mutex<Vec<Connection>>>,
+    file: std::path::PathBuf,
+}
+
+/// A listing query, owned so it can run on a blocking thread.
+pub struct OwnedList {
+    pub tenant_id: String,
+    pub prefix: String,
+    pub upper: String,
+    pub after: String,
+    pub limit: i64,
+    pub expiring_before: Option<i64>,
+    pub include_deleted: bool,
 }
 
 /// Held while the sqlx path commits a batch; the writer thread resumes when it is dropped.
@@ -188,7 +203,41 @@ impl SqliteWriter {
             .map_err(|e| {
                 StoreError::Config(format!("cannot start the SQLite writer thread: {e}"))
             })?;
-        Ok(SqliteWriter { tx, cache })
+        Ok(SqliteWriter {
+            tx,
+            cache,
+            readers: Arc::new(parking_lot::Mutex::new(Vec::new())),
+            file: file.to_owned(),
+        })
+    }
+
+    /// `list_secrets` on a pooled read-only rusqlite connection (same SQL as sql.rs).
+    pub async fn list_secrets(&self, q: OwnedList) -> Result<Vec<SecretRow>> {
+        let readers = self.readers.clone();
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.lock().pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        &file,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    c.busy_timeout(Duration::from_secs(10))?;
+                    c.execute_batch("PRAGMA cache_size = -2000;")?;
+                    c
+                }
+            };
+            let rows = list_rows(&conn, &q);
+            let mut pool = readers.lock();
+            if pool.len() < 4 {
+                pool.push(conn);
+            }
+            Ok(rows?)
+        })
+        .await
+        .map_err(|e| StoreError::Config(format!("list task failed: {e}")))?
     }
 
     pub fn cache(&self) -> &SecretCache {
@@ -283,8 +332,8 @@ fn checkpoint_loop(conn: &Connection, nudged: &mpsc::Receiver<()>) {
 
 /// Journaled entries wait at most this long before the indexer moves them into `audit_log`, unless a
 /// query asks for them sooner or [`INDEX_BATCH`] of them are waiting.
-const INDEX_DELAY: Duration = Duration::from_millis(200);
-const INDEX_BATCH: usize = 8_192;
+const INDEX_DELAY: Duration = Duration::from_secs(1);
+const INDEX_BATCH: usize = 16_384;
 
 /// Moves journaled entries into `audit_log` in large transactions (one fsync each), records how far
 /// it got in the same transaction, then deletes the journal segments fully indexed.
@@ -723,6 +772,34 @@ fn append_audit(
         ])?;
     }
     Ok(())
+}
+
+fn list_rows(c: &Connection, q: &OwnedList) -> rusqlite::Result<Vec<SecretRow>> {
+    let mut sql = format!(
+        "SELECT {SECRET_COLS} FROM secrets WHERE tenant_id = ?1 AND path >= ?2 AND path < ?3 AND path > ?4"
+    );
+    if !q.include_deleted {
+        sql.push_str(" AND deleted_at IS NULL");
+    }
+    if q.expiring_before.is_some() {
+        sql.push_str(" AND expires_at IS NOT NULL AND expires_at <= ?6");
+    } else {
+        sql.push_str(" AND ?6 IS NULL");
+    }
+    sql.push_str(" ORDER BY path LIMIT ?5");
+    let mut st = c.prepare_cached(&sql)?;
+    let rows = st.query_map(
+        params![
+            q.tenant_id,
+            q.prefix,
+            q.upper,
+            q.after,
+            q.limit,
+            q.expiring_before
+        ],
+        secret_from_row,
+    )?;
+    rows.collect()
 }
 
 fn secret_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecretRow> {
