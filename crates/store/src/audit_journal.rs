@@ -301,7 +301,14 @@ pub fn index(c: &Connection, records: &[JournalRecord], pos: Pos) -> rusqlite::R
 /// Replays every journaled record not indexed yet into `audit_log`, then removes the segments.
 /// Returns the number for the next segment and how many records were replayed.
 pub fn recover(c: &mut Connection, dir: &Path) -> Result<(u64, usize)> {
-    std::fs::create_dir_all(dir).map_err(|e| io_err("create", dir, &e))?;
+    if !dir.is_dir() {
+        std::fs::create_dir_all(dir).map_err(|e| io_err("create", dir, &e))?;
+        // The directory's own entry must survive a crash as well as the files in it.
+        match dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent)?,
+            _ => sync_dir(Path::new("."))?,
+        }
+    }
     let list = segments(dir)?;
     let done: Option<Pos> = c
         .query_row(
