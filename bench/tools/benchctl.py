@@ -586,6 +586,26 @@ def cmd_report(args) -> None:
               f"| {'—' if is_base or is_ceil else ratio(p99, bp99)} | {pct} |")
     w("")
 
+    # Issue #6: what the durable audit costs a read. Same binary, same data shape, same run; the second
+    # server runs with SCAIVAULT_DEV_DISABLE_AUDIT=1 (accepted only with --dev).
+    on = runs.get(("scaivault-sqlite-audit-on", "read", 16))
+    off = runs.get(("scaivault-sqlite-audit-off", "read", 16))
+    if on and off:
+        w("## Audit's cost on read throughput (ScaiVault SQLite, 16 connections)\n")
+        w("Both servers are fresh `--dev` SQLite servers seeded with the same 1,000 secrets and read with "
+          "the same policy-restricted token, one after the other in this run; the second runs with "
+          "`SCAIVAULT_DEV_DISABLE_AUDIT=1` (dev mode only: no audit entry at all).\n")
+        w("| audit | throughput | p50 | p99 | errors |")
+        w("|---|---:|---:|---:|---:|")
+        for name, r in (("on (durable entry before every response)", on), ("off (SCAIVAULT_DEV_DISABLE_AUDIT=1)", off)):
+            w(f"| {name} | {fmt_rate(r['rps'])} req/s | {fmt_us(r['latency_us']['p50'])} "
+              f"| {fmt_us(r['latency_us']['p99'])} | {r['error_total']} |")
+        if off["rps"]:
+            w(f"\nWith audit, reads run at **{on['rps'] / off['rps']:.2f}×** the throughput without it "
+              f"(audit costs {100 * (1 - on['rps'] / off['rps']):.0f}% of read throughput); "
+              f"p50 {ratio(on['latency_us']['p50'], off['latency_us']['p50'])} of the unaudited p50.")
+        w("")
+
     w("## Memory and start-up\n")
     header = "| figure | " + " | ".join(SYSTEM_LABEL[s] for s in servers)
     cols = [s for s in servers if s != "openbao"]

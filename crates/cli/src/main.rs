@@ -87,6 +87,14 @@ struct ServerArgs {
     /// Per-identity limits per minute overriding the defaults, e.g. "read=5000,write=500" ("all=0": off)
     #[arg(long, env = "SCAIVAULT_RATE_LIMITS", value_name = "SPEC")]
     rate_limits: Option<String>,
+    /// Memory bound of the SQLite store's cache of sealed secrets, in MiB (0 disables it)
+    #[arg(
+        long,
+        env = "SCAIVAULT_SECRET_CACHE_MB",
+        value_name = "MIB",
+        default_value_t = 8
+    )]
+    secret_cache_mb: usize,
     /// Keep audit entries this long (e.g. 365d), then prune them oldest first; unset or "forever": keep all
     #[arg(long, env = "AUDIT_RETENTION", value_name = "DURATION")]
     audit_retention: Option<String>,
@@ -164,6 +172,15 @@ fn resolve(a: &ServerArgs) -> anyhow::Result<(Settings, LogFormat)> {
             Some(secs)
         }
     };
+    let dev_disable_audit = match std::env::var("SCAIVAULT_DEV_DISABLE_AUDIT").ok().as_deref().map(str::trim) {
+        None | Some("" | "0" | "false") => false,
+        Some("1" | "true") if a.dev => true,
+        Some("1" | "true") => bail!("SCAIVAULT_DEV_DISABLE_AUDIT is only accepted with --dev (it turns the audit log off, for benchmarks)"),
+        Some(other) => bail!("SCAIVAULT_DEV_DISABLE_AUDIT must be 1 or 0, not {other:?}"),
+    };
+    if a.secret_cache_mb > 64 * 1024 {
+        bail!("SCAIVAULT_SECRET_CACHE_MB must be at most 65536");
+    }
     let rate_limits = scaivault_server::ratelimit::Limits::parse(a.rate_limits.as_deref())
         .map_err(|e| anyhow::anyhow!("SCAIVAULT_RATE_LIMITS: {e}"))?;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
@@ -201,6 +218,8 @@ fn resolve(a: &ServerArgs) -> anyhow::Result<(Settings, LogFormat)> {
             external_issuers,
             redis_url,
             redis_prefix: env("SCAIVAULT_REDIS_PREFIX").unwrap_or_else(|| "scaivault:".into()),
+            secret_cache_bytes: a.secret_cache_mb << 20,
+            dev_disable_audit,
         },
         log_format,
     ))

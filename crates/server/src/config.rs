@@ -31,6 +31,11 @@ pub struct Settings {
     /// Shared rate-limit buckets (`REDIS_URL`) and the key prefix (`SCAIVAULT_REDIS_PREFIX`).
     pub redis_url: Option<String>,
     pub redis_prefix: String,
+    /// Bound of the SQLite store's sealed-secret cache (`SCAIVAULT_SECRET_CACHE_MB`).
+    pub secret_cache_bytes: usize,
+    /// `SCAIVAULT_DEV_DISABLE_AUDIT=1` with `--dev` only: requests write no standalone audit entry.
+    /// For measuring audit's cost; never for real use.
+    pub dev_disable_audit: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -61,6 +66,8 @@ impl std::fmt::Debug for Settings {
                     .collect::<Vec<_>>(),
             )
             .field("redis", &self.redis_url.is_some())
+            .field("secret_cache_bytes", &self.secret_cache_bytes)
+            .field("dev_disable_audit", &self.dev_disable_audit)
             .finish()
     }
 }

@@ -19,7 +19,10 @@ use std::time::Instant;
 use tokio::net::TcpListener;
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let store = scaivault_store::connect(&settings.database_url)
+    let store_opts = scaivault_store::StoreOptions {
+        secret_cache_bytes: settings.secret_cache_bytes,
+    };
+    let store = scaivault_store::connect_with(&settings.database_url, &store_opts)
         .await
         .with_context(|| {
             format!(
@@ -27,6 +30,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 settings.database_url.split(':').next().unwrap_or("")
             )
         })?;
+    if settings.dev_disable_audit {
+        tracing::warn!(
+            site = "SV0010",
+            "AUDIT IS DISABLED (SCAIVAULT_DEV_DISABLE_AUDIT=1, --dev): requests are answered without a durable audit entry. \
+             For measuring audit's cost only; never run a real deployment like this."
+        );
+    }
     let initialized = bootstrap::is_initialized(&store).await?;
     let create_key = settings.create_root_key && !initialized;
     let root = LocalKeyFile::open(&settings.root_key_file, create_key).map_err(|e| {

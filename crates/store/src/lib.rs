@@ -3,6 +3,7 @@
 //! [`Committer`] that makes many requests' writes and audit entries durable in one transaction.
 //! Every query filters on `tenant_id`. No HTTP and no crypto decisions live here: values arrive sealed.
 
+mod audit_journal;
 mod committer;
 mod identity;
 mod model;
@@ -199,12 +200,32 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
 
 pub type DynStore = Arc<dyn Store>;
 
+/// Tuning that does not change behaviour.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Bound of the SQLite store's sealed-secret cache, in bytes (0 disables it).
+    pub secret_cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            secret_cache_bytes: secret_cache::DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
 /// Opens the store named by a URL: `sqlite:PATH` / `sqlite://PATH` or `postgres://…`, running migrations.
 pub async fn connect(url: &str) -> Result<DynStore> {
+    connect_with(url, &StoreOptions::default()).await
+}
+
+/// [`connect`] with options.
+pub async fn connect_with(url: &str, opts: &StoreOptions) -> Result<DynStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(sql::PgStore::connect(url).await?))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(sql::SqliteStore::connect(url).await?))
+        Ok(Arc::new(sql::SqliteStore::connect(url, opts).await?))
     } else {
         Err(StoreError::Config(
             "DATABASE_URL must start with sqlite: or postgres://".to_owned(),

@@ -15,65 +15,181 @@
 
 use crate::model::{SecretRow, VersionRow};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 /// What a cached read returns: the secret and its newest active version (none when every version is
 /// deleted).
 pub type Cached = (SecretRow, Option<VersionRow>);
 
-/// Bounded: at most this many entries (each a few hundred bytes); when full, the cache is emptied
-/// and refills with what is read next.
-const MAX_ENTRIES: usize = 8_192;
+/// Default bound of the cache's (estimated) memory; `SCAIVAULT_SECRET_CACHE_MB` overrides it.
+pub const DEFAULT_MAX_BYTES: usize = 8 << 20;
+
+type Key = (String, String);
+
+struct Slot {
+    value: Cached,
+    /// What the entry is estimated to take (keys, strings, sealed value, map overhead).
+    bytes: usize,
+    /// Set by a hit; the clock hand clears it once before evicting the entry.
+    referenced: bool,
+    /// Matches the ring entry that owns this slot (a key re-inserted after an invalidation gets a
+    /// new one; the stale ring entry is skipped).
+    generation: u64,
+}
 
 struct Inner {
-    map: HashMap<(String, String), Cached>,
+    map: HashMap<Key, Slot>,
+    /// Insertion order for the clock: (key, generation).
+    ring: VecDeque<(Key, u64)>,
+    bytes: usize,
+    generation: u64,
     /// Bumped by every invalidation.
     epoch: u64,
 }
 
+/// Bounded by bytes with CLOCK (second-chance) eviction: a full cache evicts the oldest entries not
+/// read since the hand last passed them, so hot secrets stay while a scan of many paths passes through.
 pub struct SecretCache {
     inner: Mutex<Inner>,
+    max_bytes: usize,
 }
 
 impl Default for SecretCache {
     fn default() -> Self {
-        SecretCache {
-            inner: Mutex::new(Inner {
-                map: HashMap::new(),
-                epoch: 0,
-            }),
+        SecretCache::with_capacity(DEFAULT_MAX_BYTES)
+    }
+}
+
+fn estimate(row: &Cached) -> usize {
+    let (s, v) = row;
+    let opt = |o: &Option<String>| o.as_ref().map_or(0, String::len);
+    let strings = 2 * (s.tenant_id.len() + s.path.len())
+        + s.secret_type.len()
+        + s.metadata.len()
+        + opt(&s.rotation_policy_id)
+        + opt(&s.secret_policy_id)
+        + s.created_by.len()
+        + s.updated_by.len()
+        + opt(&s.deleted_by)
+        + opt(&s.restored_by);
+    let version = v.as_ref().map_or(0, |v| {
+        v.sealed.wrapped_dek.len()
+            + v.sealed.ciphertext.len()
+            + v.created_by.len()
+            + opt(&v.deleted_by)
+            + opt(&v.restored_by)
+    });
+    // Fixed parts, the ring entry, and roughly 16 bytes of allocator overhead per heap block.
+    std::mem::size_of::<Slot>()
+        + std::mem::size_of::<(Key, Key)>()
+        + std::mem::size_of::<(Key, u64)>()
+        + strings
+        + version
+        + 16 * 12
+}
+
+impl Inner {
+    fn insert(&mut self, row: Cached, max_bytes: usize) {
+        let bytes = estimate(&row);
+        if bytes > max_bytes {
+            return;
+        }
+        let key = (row.0.tenant_id.clone(), row.0.path.clone());
+        self.generation += 1;
+        let generation = self.generation;
+        if let Some(old) = self.map.insert(
+            key.clone(),
+            Slot {
+                value: row,
+                bytes,
+                referenced: false,
+                generation,
+            },
+        ) {
+            self.bytes -= old.bytes;
+        }
+        self.bytes += bytes;
+        self.ring.push_back((key, generation));
+        self.evict(max_bytes);
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if let Some(old) = self.map.remove(key) {
+            self.bytes -= old.bytes;
+        }
+    }
+
+    fn evict(&mut self, max_bytes: usize) {
+        while self.bytes > max_bytes {
+            let Some((key, generation)) = self.ring.pop_front() else {
+                break;
+            };
+            let Some(slot) = self.map.get_mut(&key) else {
+                continue;
+            };
+            if slot.generation != generation {
+                continue;
+            }
+            if slot.referenced {
+                slot.referenced = false;
+                self.ring.push_back((key, generation));
+                continue;
+            }
+            self.remove(&key);
+        }
+        // Stale ring entries (invalidated keys) must not pile up.
+        if self.ring.len() > 2 * self.map.len() + 1024 {
+            let map = &self.map;
+            self.ring
+                .retain(|(k, g)| map.get(k).is_some_and(|s| s.generation == *g));
         }
     }
 }
 
 impl SecretCache {
+    /// A cache holding at most about `max_bytes` (0: caches nothing).
+    pub fn with_capacity(max_bytes: usize) -> SecretCache {
+        SecretCache {
+            inner: Mutex::new(Inner {
+                map: HashMap::new(),
+                ring: VecDeque::new(),
+                bytes: 0,
+                generation: 0,
+                epoch: 0,
+            }),
+            max_bytes,
+        }
+    }
+
     /// The epoch to pass to [`SecretCache::fill`]: take it before reading the database.
     pub fn epoch(&self) -> u64 {
         self.inner.lock().epoch
     }
 
     pub fn get(&self, tenant: &str, path: &str) -> Option<Cached> {
+        if self.max_bytes == 0 {
+            return None;
+        }
         // A (String, String) key cannot be looked up by (&str, &str) without allocating; the
         // allocation is cheaper than a second map layer per tenant.
-        self.inner
-            .lock()
-            .map
-            .get(&(tenant.to_owned(), path.to_owned()))
-            .cloned()
+        let key = (tenant.to_owned(), path.to_owned());
+        let mut g = self.inner.lock();
+        let slot = g.map.get_mut(&key)?;
+        slot.referenced = true;
+        Some(slot.value.clone())
     }
 
     /// Stores rows read from the database, unless an invalidation happened since `epoch`.
     pub fn fill(&self, epoch: u64, rows: impl IntoIterator<Item = Cached>) {
+        if self.max_bytes == 0 {
+            return;
+        }
         let mut g = self.inner.lock();
         if g.epoch != epoch {
             return;
         }
         for row in rows {
-            if g.map.len() >= MAX_ENTRIES {
-                g.map.clear();
-            }
-            let key = (row.0.tenant_id.clone(), row.0.path.clone());
-            g.map.insert(key, row);
+            g.insert(row, self.max_bytes);
         }
     }
 
@@ -82,19 +198,18 @@ impl SecretCache {
         let mut g = self.inner.lock();
         g.epoch = g.epoch.wrapping_add(1);
         for (t, p) in keys {
-            g.map.remove(&(t.to_owned(), p.to_owned()));
+            g.remove(&(t.to_owned(), p.to_owned()));
         }
     }
 
     /// Stores rows the writer itself just committed (after [`SecretCache::invalidate`] of the batch).
     pub fn put(&self, rows: impl IntoIterator<Item = Cached>) {
+        if self.max_bytes == 0 {
+            return;
+        }
         let mut g = self.inner.lock();
         for row in rows {
-            if g.map.len() >= MAX_ENTRIES {
-                g.map.clear();
-            }
-            let key = (row.0.tenant_id.clone(), row.0.path.clone());
-            g.map.insert(key, row);
+            g.insert(row, self.max_bytes);
         }
     }
 
@@ -103,11 +218,18 @@ impl SecretCache {
         let mut g = self.inner.lock();
         g.epoch = g.epoch.wrapping_add(1);
         g.map.clear();
+        g.ring.clear();
+        g.bytes = 0;
     }
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.inner.lock().map.len()
+    }
+
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.inner.lock().bytes
     }
 
     #[cfg(test)]
@@ -187,11 +309,49 @@ mod tests {
     }
 
     #[test]
-    fn bounded() {
-        let c = SecretCache::default();
-        for i in 0..(MAX_ENTRIES + 10) {
-            c.fill(c.epoch(), [row("t", &format!("p{i}"), 1)]);
+    fn bounded_by_bytes_and_keeps_what_is_read() {
+        let one = estimate(&row("t", "p00000", 1));
+        let c = SecretCache::with_capacity(one * 100);
+        c.fill(c.epoch(), [row("t", "hot", 1)]);
+        for i in 0..1_000 {
+            c.fill(c.epoch(), [row("t", &format!("p{i:05}"), 1)]);
+            // A secret read all the time survives a scan of many others.
+            assert!(
+                c.get("t", "hot").is_some(),
+                "hot entry evicted after {i} inserts"
+            );
         }
-        assert!(c.len() <= MAX_ENTRIES);
+        assert!(c.bytes() <= one * 100, "{} > {}", c.bytes(), one * 100);
+        assert!(
+            c.len() > 50,
+            "the cache should stay nearly full: {}",
+            c.len()
+        );
+        // Sizes are accounted on removal too.
+        c.invalidate([("t", "hot")]);
+        c.clear();
+        assert_eq!(c.bytes(), 0);
+    }
+
+    #[test]
+    fn reinsert_after_invalidate_is_accounted_once() {
+        let c = SecretCache::with_capacity(1 << 20);
+        for _ in 0..100 {
+            c.fill(c.epoch(), [row("t", "a", 1)]);
+            c.invalidate([("t", "a")]);
+        }
+        c.fill(c.epoch(), [row("t", "a", 2)]);
+        c.put([row("t", "a", 3)]);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.bytes(), estimate(&row("t", "a", 3)));
+        assert_eq!(c.get("t", "a").unwrap().0.current_version, 3);
+    }
+
+    #[test]
+    fn zero_capacity_caches_nothing() {
+        let c = SecretCache::with_capacity(0);
+        c.fill(c.epoch(), [row("t", "a", 1)]);
+        c.put([row("t", "b", 1)]);
+        assert!(c.get("t", "a").is_none() && c.get("t", "b").is_none());
     }
 }

@@ -174,6 +174,15 @@ macro_rules! impl_store {
         }
 
         impl $name {
+            /// SQLite: waits until every acknowledged audit entry (journaled by the writer thread) is
+            /// in `audit_log` and the read counters, so audit queries see it.
+            async fn audit_settled(&self) -> Result<()> {
+                match &self.fast {
+                    Some(fast) => fast.sync_audit().await,
+                    None => Ok(()),
+                }
+            }
+
             fn secret_from_row(r: &$row, o: usize) -> std::result::Result<SecretRow, sqlx::Error> {
                 Ok(SecretRow {
                     tenant_id: r.try_get(o)?,
@@ -1333,6 +1342,19 @@ macro_rules! impl_store {
             }
 
             async fn list_secrets(&self, q: &ListQuery<'_>) -> Result<Vec<SecretRow>> {
+                if let Some(fast) = &self.fast {
+                    return fast
+                        .list_secrets(crate::sqlite_writer::OwnedList {
+                            tenant_id: q.tenant_id.to_owned(),
+                            prefix: q.prefix.to_owned(),
+                            upper: scaivault_core::path::prefix_upper_bound(q.prefix),
+                            after: q.after.unwrap_or("").to_owned(),
+                            limit: q.limit,
+                            expiring_before: q.expiring_before,
+                            include_deleted: q.include_deleted,
+                        })
+                        .await;
+                }
                 let mut sql = format!(
                     "SELECT {SECRET_COLS} FROM secrets WHERE tenant_id = $1 AND path >= $2 AND path < $3 AND path > $4"
                 );
@@ -1374,6 +1396,7 @@ macro_rules! impl_store {
             }
 
             async fn access_stats(&self, tenant_id: &str, paths: &[String], since_day: i64) -> Result<Vec<AccessStats>> {
+                self.audit_settled().await?;
                 if paths.is_empty() {
                     return Ok(vec![]);
                 }
@@ -1396,6 +1419,7 @@ macro_rules! impl_store {
             }
 
             async fn audit_count(&self, tenant_id: &str) -> Result<i64> {
+                self.audit_settled().await?;
                 Ok(sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE tenant_id = $1")
                     .bind(tenant_id)
                     .fetch_one(&self.read)
@@ -1403,6 +1427,7 @@ macro_rules! impl_store {
             }
 
             async fn audit_tail(&self, tenant_id: &str, limit: i64) -> Result<Vec<AuditEntry>> {
+                self.audit_settled().await?;
                 let sql = format!("SELECT {AUDIT_COLS} FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT $2");
                 let rows = sqlx::query(&sql).bind(tenant_id).bind(limit).fetch_all(&self.read).await?;
                 rows.iter().map(|r| Self::audit_from_row(r).map_err(Into::into)).collect()
@@ -1410,6 +1435,7 @@ macro_rules! impl_store {
 
 
             async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+                self.audit_settled().await?;
                 let (cond, args) = audit_where(q, true);
                 let sql = format!(
                     "SELECT {AUDIT_COLS}, seq, hash FROM audit_log WHERE {cond} ORDER BY seq DESC LIMIT {}",
@@ -1430,6 +1456,7 @@ macro_rules! impl_store {
             }
 
             async fn audit_stats(&self, q: &AuditQuery) -> Result<AuditStats> {
+                self.audit_settled().await?;
                 let (cond, args) = audit_where(q, false);
                 let mut stats = AuditStats::default();
                 let totals = format!(
@@ -1474,6 +1501,7 @@ macro_rules! impl_store {
             }
 
             async fn audit_chain(&self, tenant_id: &str, after_seq: i64, limit: i64) -> Result<Vec<AuditRecord>> {
+                self.audit_settled().await?;
                 let sql = format!(
                     "SELECT {AUDIT_COLS}, seq, hash FROM audit_log WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
                 );
@@ -1484,6 +1512,7 @@ macro_rules! impl_store {
             }
 
             async fn audit_head(&self, tenant_id: &str) -> Result<Option<(i64, Vec<u8>)>> {
+                self.audit_settled().await?;
                 Ok(sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1")
                     .bind(tenant_id)
                     .fetch_optional(&self.read)
@@ -1553,10 +1582,13 @@ macro_rules! impl_store {
             }
 
             async fn apply(&self, ops: Vec<WriteOp>) -> Result<Vec<std::result::Result<OpOutcome, OpError>>> {
+                // SQLite: the writer thread is parked (its journal indexed) while this path commits.
+                let mut _parked = None;
                 if let Some(fast) = &self.fast {
                     if ops.iter().all(crate::sqlite_writer::SqliteWriter::supports) {
                         return fast.apply(ops).await;
                     }
+                    _parked = Some(fast.exclusive().await?);
                 }
                 let mut tx = self.write.begin().await?;
                 // Heads are filled from the cache (SQLite) or the database as tenants come up.
@@ -1640,6 +1672,7 @@ macro_rules! impl_store {
             }
 
             async fn audit_count_matching(&self, q: &AuditQuery) -> Result<i64> {
+                self.audit_settled().await?;
                 let (cond, args) = audit_where(q, false);
                 let sql = format!("SELECT COUNT(*) FROM audit_log WHERE {cond}");
                 let mut query = sqlx::query_scalar::<_, i64>(&sql);
@@ -1660,6 +1693,7 @@ macro_rules! impl_store {
                 max_seq: i64,
                 limit: i64,
             ) -> Result<Vec<ExportRecord>> {
+                self.audit_settled().await?;
                 let (cond, mut args) = audit_where(q, false);
                 args.push(Arg::I(after_seq));
                 let a = args.len();
@@ -1812,12 +1846,14 @@ macro_rules! impl_store {
             }
 
             async fn audit_tenants(&self) -> Result<Vec<String>> {
+                self.audit_settled().await?;
                 Ok(sqlx::query_scalar("SELECT tenant_id FROM audit_heads ORDER BY tenant_id")
                     .fetch_all(&self.read)
                     .await?)
             }
 
             async fn audit_anchor(&self, tenant_id: &str) -> Result<Option<(i64, Vec<u8>)>> {
+                self.audit_settled().await?;
                 Ok(sqlx::query_as("SELECT seq, hash FROM audit_anchors WHERE tenant_id = $1")
                     .bind(tenant_id)
                     .fetch_optional(&self.read)
@@ -1825,6 +1861,7 @@ macro_rules! impl_store {
             }
 
             async fn audit_prune(&self, tenant_id: &str, before_ts: i64, max_rows: i64, now: i64) -> Result<u64> {
+                self.audit_settled().await?;
                 let oldest: Vec<(i64, i64)> = sqlx::query_as(
                     "SELECT seq, ts FROM audit_log WHERE tenant_id = $1 ORDER BY seq LIMIT $2",
                 )
@@ -1980,7 +2017,7 @@ impl_store!(
 );
 
 impl SqliteStore {
-    pub async fn connect(url: &str) -> Result<SqliteStore> {
+    pub async fn connect(url: &str, o: &crate::StoreOptions) -> Result<SqliteStore> {
         use sqlx::sqlite::{
             SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
         };
@@ -2005,7 +2042,14 @@ impl SqliteStore {
             .min_connections(2)
             // Rows cross from sqlx's worker thread in a bounded channel: a list of 1,000 rows should
             // not ping-pong between the threads every 50 rows.
-            .connect_with(opts.clone().read_only(true).row_buffer_size(1024))
+            // Readers share the hot pages through the OS page cache; a smaller private cache each
+            // keeps the resident size down when the database grows.
+            .connect_with(
+                opts.clone()
+                    .read_only(true)
+                    .row_buffer_size(1024)
+                    .pragma("cache_size", "-4000"),
+            )
             .await?;
         // Commit batches run on a writer thread of their own (sqlite_writer.rs), which serves a secret
         // cache; an in-memory database cannot be opened twice, so it keeps the sqlx path only.
@@ -2013,9 +2057,11 @@ impl SqliteStore {
         let fast = if file.as_os_str().is_empty() || file.as_os_str() == ":memory:" {
             None
         } else {
-            let cache = std::sync::Arc::new(crate::secret_cache::SecretCache::default());
+            let cache = std::sync::Arc::new(crate::secret_cache::SecretCache::with_capacity(
+                o.secret_cache_bytes,
+            ));
             Some(crate::sqlite_writer::SqliteWriter::open(
-                file, cache, 16_000,
+                file, cache, 8_000,
             )?)
         };
         Ok(SqliteStore {

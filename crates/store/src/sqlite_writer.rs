@@ -6,17 +6,27 @@
 //!
 //! It applies the same SQL as `impl_store!`'s `apply` (sql.rs) for the operations it knows
 //! ([`SqliteWriter::supports`]); a batch holding any other operation goes to the sqlx path, which stays
-//! complete. Both paths commit one batch at a time (the committer awaits each), and any other write on
-//! the sqlx connection waits on SQLite's lock (`busy_timeout`), so the two connections never interleave
-//! inside a transaction. Audit chain heads are read from `audit_heads` inside each transaction, never
-//! cached across batches, so both paths always chain from the committed head.
+//! complete. Both paths commit one batch at a time (the committer awaits each); before the sqlx path
+//! runs, [`SqliteWriter::exclusive`] waits until every journaled audit entry is indexed and parks the
+//! writer thread, so the two never interleave and the sqlx path chains from the committed head.
 //!
-//! Durability is unchanged: WAL with `synchronous=FULL`, one transaction per batch, and each request is
-//! answered only after its batch committed.
+//! Audit entries: the writer thread owns the chain heads of every tenant (loaded from `audit_heads`
+//! when first needed) and assigns each entry its sequence number and hash, in order.
+//! - A batch holding mutations runs in one transaction; the entries of its operations (and any
+//!   standalone audit entries of the batch) are inserted into `audit_log` inside it, so a write commits
+//!   atomically with its audit entry.
+//! - A batch of standalone audit entries only (reads, lists, refusals…) is appended to the audit journal
+//!   (audit_journal.rs): one `write` + `fdatasync`, no b-tree work. The indexer thread then moves
+//!   journaled entries into `audit_log` in large transactions. Audit queries call
+//!   [`SqliteWriter::sync_audit`] first, so they see every acknowledged entry.
+//!
+//! Durability is unchanged: WAL with `synchronous=FULL`, one transaction per mutating batch, one
+//! `fdatasync` per journaled batch, and each request is answered only after its batch is on disk.
 //!
 //! After every commit the writer invalidates the [`SecretCache`] entries of the paths the batch
 //! touched, before the batch's requests are answered.
 
+use crate::audit_journal::{self, Journal, JournalRecord, Pos};
 use crate::model::{SecretRow, TokenRow, VersionRow};
 use crate::ops::{OpError, OpOutcome, PutSecret, UpdateMetadata, WriteOp};
 use crate::secret_cache::SecretCache;
@@ -24,48 +34,93 @@ use crate::sql::sanitize;
 use crate::{day_of, Result, StoreError};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use scaivault_core::audit::{AuditEntry, GENESIS};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 type OpResult = std::result::Result<OpOutcome, OpError>;
 type Reply = oneshot::Sender<Result<Vec<OpResult>>>;
+type Done = oneshot::Sender<Result<()>>;
 
 const SECRET_COLS: &str = "tenant_id, path, secret_type, current_version, max_versions, metadata, created_at, \
     updated_at, expires_at, rotation_policy_id, secret_policy_id, created_by, updated_by, deleted_at, deleted_by, \
     recoverable_until, restored_at, restored_by";
 
+enum Msg {
+    Apply(Vec<WriteOp>, Reply),
+    /// Answer once every entry acknowledged so far is in `audit_log`.
+    Sync(Done),
+    /// [`Msg::Sync`], forget the chain heads, answer, then wait until the receiver yields (the sqlx
+    /// path runs meanwhile).
+    Exclusive(Done, mpsc::Receiver<()>),
+}
+
+enum IndexMsg {
+    Records(Vec<JournalRecord>, Pos),
+    Sync(Done),
+}
+
 pub struct SqliteWriter {
-    tx: mpsc::Sender<(Vec<WriteOp>, Reply)>,
+    tx: mpsc::Sender<Msg>,
     cache: Arc<SecretCache>,
+    /// Read-only rusqlite connections for reads of many rows (listing), which sqlx-sqlite would copy
+    /// value by value across its worker thread.
+    readers: Arc<parking_lot::Mutex<Vec<Connection>>>,
+    file: std::path::PathBuf,
+}
+
+/// A listing query, owned so it can run on a blocking thread.
+pub struct OwnedList {
+    pub tenant_id: String,
+    pub prefix: String,
+    pub upper: String,
+    pub after: String,
+    pub limit: i64,
+    pub expiring_before: Option<i64>,
+    pub include_deleted: bool,
+}
+
+/// Held while the sqlx path commits a batch; the writer thread resumes when it is dropped.
+pub struct ExclusiveGuard {
+    _resume: mpsc::SyncSender<()>,
+}
+
+fn open_conn(file: &Path, cache_kib: u32) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // The same settings as the sqlx connections: WAL, and a commit is on disk before it returns
+    // (synchronous=FULL), so an acknowledged write survives kill -9 and power loss alike.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Config(format!(
+            "SQLite journal_mode is {mode}, expected wal"
+        )));
+    }
+    // Checkpoints run on a thread of their own (below), not inside a commit: copying WAL pages back
+    // into the database file and fsyncing it would stall every request waiting on that commit.
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{cache_kib}; \
+         PRAGMA wal_autocheckpoint = 0;"
+    ))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
 }
 
 impl SqliteWriter {
-    /// Opens a second read-write connection to the database file (migrations have run) and starts the
-    /// writer thread. `cache_kib` bounds its page cache.
+    /// Opens a second read-write connection to the database file (migrations have run), replays the
+    /// audit journal, and starts the writer, indexer and checkpoint threads. `cache_kib` bounds the
+    /// writer's page cache.
     pub fn open(file: &Path, cache: Arc<SecretCache>, cache_kib: u32) -> Result<SqliteWriter> {
-        let conn = Connection::open_with_flags(
-            file,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        // The same settings as the sqlx connections: WAL, and a commit is on disk before it returns
-        // (synchronous=FULL), so an acknowledged write survives kill -9 and power loss alike.
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Config(format!(
-                "SQLite journal_mode is {mode}, expected wal"
-            )));
-        }
-        // Checkpoints run on a thread of their own (below), not inside a commit: copying WAL pages back
-        // into the database file and fsyncing it would stall every request waiting on that commit.
-        conn.execute_batch(&format!(
-            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{cache_kib}; \
-             PRAGMA wal_autocheckpoint = 0;"
-        ))?;
-        conn.set_prepared_statement_cache_capacity(64);
+        let mut conn = open_conn(file, cache_kib)?;
+        let dir = audit_journal::dir_of(file);
+        let (next_segment, _) = audit_journal::recover(&mut conn, &dir)?;
+        let journal = Journal::create(&dir, next_segment)?;
+        let indexer_conn = open_conn(file, 2_000)?;
         let checkpointer = Connection::open_with_flags(
             file,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -79,17 +134,57 @@ impl SqliteWriter {
             .map_err(|e| {
                 StoreError::Config(format!("cannot start the SQLite checkpoint thread: {e}"))
             })?;
-        let (tx, rx) = mpsc::channel::<(Vec<WriteOp>, Reply)>();
-        let thread_cache = cache.clone();
+        let (itx, irx) = mpsc::channel::<IndexMsg>();
+        let inudge = nudge.clone();
+        std::thread::Builder::new()
+            .name("sqlite-audit-indexer".into())
+            .spawn(move || index_loop(indexer_conn, &irx, &dir, &inudge))
+            .map_err(|e| {
+                StoreError::Config(format!("cannot start the SQLite audit indexer thread: {e}"))
+            })?;
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let mut w = Writer {
+            conn,
+            cache: cache.clone(),
+            heads: HashMap::new(),
+            journal: Some(journal),
+            indexer: itx,
+            buf: Vec::with_capacity(64 * 1024),
+        };
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                let mut conn = conn;
                 let mut commits = 0u32;
-                while let Ok((ops, reply)) = rx.recv() {
-                    let result = apply(&mut conn, &ops, &thread_cache);
-                    // Answer only after the cache forgot what the batch changed.
-                    let _ = reply.send(result);
+                while let Ok(msg) = rx.recv() {
+                    match msg {
+                        Msg::Apply(ops, reply) => {
+                            let mutating = !ops.iter().all(|o| matches!(o, WriteOp::Audit(_)));
+                            if !mutating && w.journal.is_some() {
+                                w.journal_batch(ops, reply);
+                                continue;
+                            }
+                            let result = w.apply(&ops);
+                            // Answer only after the cache forgot what the batch changed.
+                            let _ = reply.send(result);
+                        }
+                        Msg::Sync(done) => {
+                            let _ = w.indexer.send(IndexMsg::Sync(done));
+                            continue;
+                        }
+                        Msg::Exclusive(ready, resume) => {
+                            let (done, synced) = oneshot::channel();
+                            let _ = w.indexer.send(IndexMsg::Sync(done));
+                            let synced = synced.blocking_recv().unwrap_or(Err(StoreError::Closed));
+                            // The sqlx path moves heads on; reload them from `audit_heads` afterwards.
+                            w.heads.clear();
+                            let ok = synced.is_ok();
+                            let _ = ready.send(synced);
+                            if ok {
+                                let _ = resume.recv();
+                            }
+                            continue;
+                        }
+                    }
                     commits = commits.wrapping_add(1);
                     if commits & (CHECKPOINT_EVERY - 1) == 0 {
                         // Full means a checkpoint is pending already.
@@ -101,20 +196,48 @@ impl SqliteWriter {
                         // starts on a fully checkpointed WAL. Finishing the copy here, between two
                         // transactions and after the batch was answered, costs the few frames
                         // written since, and keeps the WAL short.
-                        let r: rusqlite::Result<(i64, i64, i64)> =
-                            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                            });
-                        if let Err(e) = r {
-                            tracing::warn!(site = "ST0103", error = %e, "WAL checkpoint failed");
-                        }
+                        finish_checkpoint(&w.conn);
                     }
                 }
             })
             .map_err(|e| {
                 StoreError::Config(format!("cannot start the SQLite writer thread: {e}"))
             })?;
-        Ok(SqliteWriter { tx, cache })
+        Ok(SqliteWriter {
+            tx,
+            cache,
+            readers: Arc::new(parking_lot::Mutex::new(Vec::new())),
+            file: file.to_owned(),
+        })
+    }
+
+    /// `list_secrets` on a pooled read-only rusqlite connection (same SQL as sql.rs).
+    pub async fn list_secrets(&self, q: OwnedList) -> Result<Vec<SecretRow>> {
+        let readers = self.readers.clone();
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.lock().pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        &file,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    c.busy_timeout(Duration::from_secs(10))?;
+                    c.execute_batch("PRAGMA cache_size = -2000;")?;
+                    c
+                }
+            };
+            let rows = list_rows(&conn, &q);
+            let mut pool = readers.lock();
+            if pool.len() < 4 {
+                pool.push(conn);
+            }
+            Ok(rows?)
+        })
+        .await
+        .map_err(|e| StoreError::Config(format!("list task failed: {e}")))?
     }
 
     pub fn cache(&self) -> &SecretCache {
@@ -137,11 +260,35 @@ impl SqliteWriter {
         )
     }
 
-    /// Runs the batch in one transaction on the writer thread; returns once it committed (or failed).
+    /// Runs the batch on the writer thread; returns once it is durable (or failed).
     pub async fn apply(&self, ops: Vec<WriteOp>) -> Result<Vec<OpResult>> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send((ops, reply)).map_err(|_| StoreError::Closed)?;
+        self.tx
+            .send(Msg::Apply(ops, reply))
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Returns once every audit entry acknowledged before the call is in `audit_log` (and the read
+    /// counters), so a query sees it.
+    pub async fn sync_audit(&self) -> Result<()> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Sync(done))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Indexes the journal and parks the writer thread until the guard is dropped, so another
+    /// connection can commit a batch with audit entries chained from the committed head.
+    pub async fn exclusive(&self) -> Result<ExclusiveGuard> {
+        let (ready, rx) = oneshot::channel();
+        let (resume, resumed) = mpsc::sync_channel(1);
+        self.tx
+            .send(Msg::Exclusive(ready, resumed))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)??;
+        Ok(ExclusiveGuard { _resume: resume })
     }
 }
 
@@ -149,6 +296,16 @@ impl SqliteWriter {
 const CHECKPOINT_EVERY: u32 = 32;
 /// Commits between two checkpoints the writer finishes itself (see the writer loop); a power of two.
 const FINISH_CHECKPOINT_EVERY: u32 = 128;
+
+fn finish_checkpoint(conn: &Connection) {
+    let r: rusqlite::Result<(i64, i64, i64)> =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        });
+    if let Err(e) = r {
+        tracing::warn!(site = "ST0103", error = %e, "WAL checkpoint failed");
+    }
+}
 
 /// Copies committed WAL pages back into the database when nudged by the writer (and at least every
 /// few seconds), so no commit pays for the bulk of a checkpoint. PASSIVE never blocks the writer or
@@ -173,6 +330,107 @@ fn checkpoint_loop(conn: &Connection, nudged: &mpsc::Receiver<()>) {
     }
 }
 
+/// Journaled entries wait at most this long before the indexer moves them into `audit_log`, unless a
+/// query asks for them sooner or [`INDEX_BATCH`] of them are waiting.
+const INDEX_DELAY: Duration = Duration::from_secs(1);
+const INDEX_BATCH: usize = 16_384;
+
+/// Moves journaled entries into `audit_log` in large transactions (one fsync each), records how far
+/// it got in the same transaction, then deletes the journal segments fully indexed.
+fn index_loop(
+    mut conn: Connection,
+    rx: &mpsc::Receiver<IndexMsg>,
+    dir: &Path,
+    nudge: &mpsc::SyncSender<()>,
+) {
+    let mut pending: Vec<JournalRecord> = Vec::new();
+    let mut pos: Option<Pos> = None;
+    let mut waiters: Vec<Done> = Vec::new();
+    let mut since: Option<Instant> = None;
+    let mut failed = false;
+    loop {
+        let msg = match since {
+            None => match rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => return,
+            },
+            Some(t) => match rx.recv_timeout(INDEX_DELAY.saturating_sub(t.elapsed())) {
+                Ok(m) => Some(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            },
+        };
+        let mut take = |m: IndexMsg, since: &mut Option<Instant>| match m {
+            IndexMsg::Records(r, p) => {
+                pending.extend(r);
+                pos = Some(p);
+                since.get_or_insert_with(Instant::now);
+            }
+            IndexMsg::Sync(d) => waiters.push(d),
+        };
+        if let Some(m) = msg {
+            take(m, &mut since);
+        }
+        while let Ok(m) = rx.try_recv() {
+            take(m, &mut since);
+        }
+        let due = since.is_some_and(|t| t.elapsed() >= INDEX_DELAY);
+        if pending.is_empty() && waiters.is_empty() {
+            continue;
+        }
+        if !(due || !waiters.is_empty() || pending.len() >= INDEX_BATCH) {
+            continue;
+        }
+        let result = match pos {
+            Some(p) if !pending.is_empty() && !failed => {
+                let started = Instant::now();
+                let r = index_tx(&mut conn, &pending, p);
+                match &r {
+                    Ok(()) => {
+                        tracing::debug!(
+                            entries = pending.len(),
+                            micros = started.elapsed().as_micros() as u64,
+                            "audit journal indexed"
+                        );
+                        pending.clear();
+                        since = None;
+                        audit_journal::remove_before(dir, p);
+                        let _ = nudge.try_send(());
+                    }
+                    Err(e) => {
+                        // The entries stay journaled (and are replayed at the next start); queries
+                        // are refused rather than answered without them.
+                        tracing::error!(site = "ST0113", error = %e, "indexing the audit journal failed");
+                        failed = true;
+                    }
+                }
+                r
+            }
+            _ if failed => Err(StoreError::Config(
+                "the audit journal could not be indexed; restart the server to replay it".into(),
+            )),
+            _ => Ok(()),
+        };
+        if !pending.is_empty() && failed {
+            pending.clear();
+            since = None;
+        }
+        for w in waiters.drain(..) {
+            let _ = w.send(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Config(e.to_string())),
+            });
+        }
+    }
+}
+
+fn index_tx(conn: &mut Connection, records: &[JournalRecord], pos: Pos) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    audit_journal::index(&tx, records, pos)?;
+    tx.commit()?;
+    Ok(())
+}
+
 /// The (tenant, path) a mutation touches, for cache invalidation; `None` for those touching no secret.
 fn touched(op: &WriteOp) -> Option<(&str, &str)> {
     match op {
@@ -194,53 +452,201 @@ fn touched(op: &WriteOp) -> Option<(&str, &str)> {
     }
 }
 
-fn apply(conn: &mut Connection, ops: &[WriteOp], cache: &SecretCache) -> Result<Vec<OpResult>> {
-    let result = apply_tx(conn, ops);
-    match &result {
-        Ok(results) => {
-            cache.invalidate(ops.iter().filter_map(touched));
-            // Write-through: a committed write's new version is the newest active one, so the next
-            // read (and the next write's version check) needs no database round trip.
-            cache.put(ops.iter().zip(results).filter_map(|(op, r)| match (op, r) {
-                (
-                    WriteOp::PutSecret(p),
-                    Ok(OpOutcome::Put {
-                        version, secret, ..
-                    }),
-                ) => Some((
-                    secret.clone(),
-                    Some(VersionRow {
-                        version: *version,
-                        sealed: p.sealed.clone(),
-                        created_at: p.now,
-                        created_by: p.by.clone(),
-                        deleted_at: None,
-                        deleted_by: None,
-                        restored_at: None,
-                        restored_by: None,
-                    }),
-                )),
-                _ => None,
-            }));
-        }
-        // Nothing committed; forgetting everything is cheap insurance.
-        Err(_) => cache.clear(),
-    }
-    result
-}
-
 type Head = (i64, Vec<u8>);
 
-#[derive(Default)]
-struct AuditState {
+struct Writer {
+    conn: Connection,
+    cache: Arc<SecretCache>,
+    /// Every tenant's chain head as this thread last moved it (journaled entries included); a tenant
+    /// missing here is loaded from `audit_heads`.
     heads: HashMap<String, Head>,
+    /// `None` once an append failed: what reached the disk is unknown, so no entry may be chained
+    /// after it until a restart replays the journal.
+    journal: Option<Journal>,
+    indexer: mpsc::Sender<IndexMsg>,
+    buf: Vec<u8>,
+}
+
+fn load_head(c: &Connection, tenant: &str) -> rusqlite::Result<Head> {
+    let head: Option<Head> = c
+        .prepare_cached("SELECT seq, hash FROM audit_heads WHERE tenant_id = ?1")?
+        .query_row(params![tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(head.unwrap_or((0, GENESIS.to_vec())))
+}
+
+impl Writer {
+    /// Chains and journals a batch of standalone audit entries; answers once they are on disk.
+    fn journal_batch(&mut self, ops: Vec<WriteOp>, reply: Reply) {
+        let started = Instant::now();
+        self.buf.clear();
+        let mut moved: HashMap<String, Head> = HashMap::new();
+        let mut records = Vec::new();
+        let mut n_ops = 0;
+        let mut fail: Option<StoreError> = None;
+        for op in ops {
+            n_ops += 1;
+            let WriteOp::Audit(entries) = op else {
+                continue;
+            };
+            for e in entries {
+                let e = sanitize_owned(e);
+                if !moved.contains_key(&e.tenant_id) {
+                    let h = match self.heads.get(&e.tenant_id) {
+                        Some(h) => h.clone(),
+                        None => match load_head(&self.conn, &e.tenant_id) {
+                            Ok(h) => h,
+                            Err(err) => {
+                                fail = Some(err.into());
+                                break;
+                            }
+                        },
+                    };
+                    moved.insert(e.tenant_id.clone(), h);
+                }
+                let Some(head) = moved.get_mut(&e.tenant_id) else {
+                    continue;
+                };
+                let seq = head.0 + 1;
+                let hash = e.chain_hash(seq, &head.1).to_vec();
+                head.0 = seq;
+                head.1.clone_from(&hash);
+                let rec = JournalRecord {
+                    seq,
+                    hash,
+                    entry: e,
+                };
+                if let Err(err) = audit_journal::encode(&mut self.buf, &rec) {
+                    fail = Some(err);
+                    break;
+                }
+                records.push(rec);
+            }
+        }
+        if let Some(e) = fail {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let Some(journal) = self.journal.as_mut() else {
+            let _ = reply.send(Err(StoreError::Config(
+                "the audit journal failed; restart the server".into(),
+            )));
+            return;
+        };
+        match journal.append(&self.buf) {
+            Ok(pos) => {
+                self.heads.extend(moved);
+                // Queued for the indexer before the answers, so a query made after an answer finds
+                // these entries when it syncs.
+                let _ = self.indexer.send(IndexMsg::Records(records, pos));
+                let _ = reply.send(Ok((0..n_ops).map(|_| Ok(OpOutcome::Audited)).collect()));
+                tracing::debug!(
+                    batch = n_ops,
+                    bytes = self.buf.len(),
+                    micros = started.elapsed().as_micros() as u64,
+                    "audit journal appended"
+                );
+            }
+            Err(e) => {
+                tracing::error!(site = "ST0114", error = %e, "audit journal append failed; audit (and so every request) is refused until a restart");
+                self.journal = None;
+                let _ = reply.send(Err(StoreError::Config(format!(
+                    "audit journal append failed: {e}"
+                ))));
+            }
+        }
+        if self.buf.capacity() > (1 << 20) {
+            self.buf = Vec::with_capacity(64 * 1024);
+        }
+    }
+
+    fn apply(&mut self, ops: &[WriteOp]) -> Result<Vec<OpResult>> {
+        if self.journal.is_none() {
+            return Err(StoreError::Config(
+                "the audit journal failed; restart the server".into(),
+            ));
+        }
+        let before = self.heads.clone();
+        let result = apply_tx(&mut self.conn, ops, &mut self.heads);
+        let cache = &self.cache;
+        match &result {
+            Ok(results) => {
+                cache.invalidate(ops.iter().filter_map(touched));
+                // Write-through: a committed write's new version is the newest active one, so the next
+                // read (and the next write's version check) needs no database round trip.
+                cache.put(ops.iter().zip(results).filter_map(|(op, r)| match (op, r) {
+                    (
+                        WriteOp::PutSecret(p),
+                        Ok(OpOutcome::Put {
+                            version, secret, ..
+                        }),
+                    ) => Some((
+                        secret.clone(),
+                        Some(VersionRow {
+                            version: *version,
+                            sealed: p.sealed.clone(),
+                            created_at: p.now,
+                            created_by: p.by.clone(),
+                            deleted_at: None,
+                            deleted_by: None,
+                            restored_at: None,
+                            restored_by: None,
+                        }),
+                    )),
+                    _ => None,
+                }));
+            }
+            Err(_) => {
+                // Nothing committed: the heads go back, and forgetting every cached secret is cheap
+                // insurance.
+                self.heads = before;
+                cache.clear();
+            }
+        }
+        result
+    }
+}
+
+/// [`sanitize`] for an entry the caller owns.
+fn sanitize_owned(e: AuditEntry) -> AuditEntry {
+    let clean = |s: &String| !s.contains('\0');
+    let clean_opt = |s: &Option<String>| s.as_ref().is_none_or(clean);
+    if clean(&e.id)
+        && clean(&e.tenant_id)
+        && clean(&e.action)
+        && clean(&e.identity_type)
+        && clean(&e.identity_id)
+        && clean_opt(&e.secret_path)
+        && clean_opt(&e.source_ip)
+        && clean_opt(&e.user_agent)
+        && clean_opt(&e.error_code)
+        && clean(&e.request_id)
+        && clean(&e.extra_data)
+    {
+        e
+    } else {
+        sanitize(&e)
+    }
+}
+
+struct AuditState<'a> {
+    heads: &'a mut HashMap<String, Head>,
+    touched: HashSet<String>,
     access: HashMap<(String, String, i64), (i64, i64)>,
 }
 
-fn apply_tx(conn: &mut Connection, ops: &[WriteOp]) -> Result<Vec<OpResult>> {
+fn apply_tx(
+    conn: &mut Connection,
+    ops: &[WriteOp],
+    heads: &mut HashMap<String, Head>,
+) -> Result<Vec<OpResult>> {
     let started = std::time::Instant::now();
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut audit = AuditState::default();
+    let mut audit = AuditState {
+        heads,
+        touched: HashSet::new(),
+        access: HashMap::new(),
+    };
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
         if let WriteOp::Audit(entries) = op {
@@ -270,10 +676,13 @@ fn apply_tx(conn: &mut Connection, ops: &[WriteOp]) -> Result<Vec<OpResult>> {
     {
         let mut st = tx.prepare_cached(
             "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+             ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash \
+             WHERE excluded.seq > audit_heads.seq",
         )?;
-        for (tenant, (seq, hash)) in &audit.heads {
-            st.execute(params![tenant, seq, hash])?;
+        for tenant in &audit.touched {
+            if let Some((seq, hash)) = audit.heads.get(tenant) {
+                st.execute(params![tenant, seq, hash])?;
+            }
         }
         let mut st = tx.prepare_cached(
             "INSERT INTO secret_access_daily (tenant_id, path, day, reads, last_at) VALUES (?1, ?2, ?3, ?4, ?5) \
@@ -301,7 +710,7 @@ fn append_audit(
     c: &Connection,
     entries: &[AuditEntry],
     failure: Option<&OpError>,
-    st: &mut AuditState,
+    st: &mut AuditState<'_>,
 ) -> rusqlite::Result<()> {
     if entries.is_empty() {
         return Ok(());
@@ -320,12 +729,11 @@ fn append_audit(
             e.error_code = Some(code.to_owned());
         }
         if !st.heads.contains_key(&e.tenant_id) {
-            let head: Option<Head> = c
-                .prepare_cached("SELECT seq, hash FROM audit_heads WHERE tenant_id = ?1")?
-                .query_row(params![e.tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            st.heads
-                .insert(e.tenant_id.clone(), head.unwrap_or((0, GENESIS.to_vec())));
+            let head = load_head(c, &e.tenant_id)?;
+            st.heads.insert(e.tenant_id.clone(), head);
+        }
+        if !st.touched.contains(&e.tenant_id) {
+            st.touched.insert(e.tenant_id.clone());
         }
         let Some(head) = st.heads.get_mut(&e.tenant_id) else {
             continue;
@@ -364,6 +772,34 @@ fn append_audit(
         ])?;
     }
     Ok(())
+}
+
+fn list_rows(c: &Connection, q: &OwnedList) -> rusqlite::Result<Vec<SecretRow>> {
+    let mut sql = format!(
+        "SELECT {SECRET_COLS} FROM secrets WHERE tenant_id = ?1 AND path >= ?2 AND path < ?3 AND path > ?4"
+    );
+    if !q.include_deleted {
+        sql.push_str(" AND deleted_at IS NULL");
+    }
+    if q.expiring_before.is_some() {
+        sql.push_str(" AND expires_at IS NOT NULL AND expires_at <= ?6");
+    } else {
+        sql.push_str(" AND ?6 IS NULL");
+    }
+    sql.push_str(" ORDER BY path LIMIT ?5");
+    let mut st = c.prepare_cached(&sql)?;
+    let rows = st.query_map(
+        params![
+            q.tenant_id,
+            q.prefix,
+            q.upper,
+            q.after,
+            q.limit,
+            q.expiring_before
+        ],
+        secret_from_row,
+    )?;
+    rows.collect()
 }
 
 fn secret_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecretRow> {

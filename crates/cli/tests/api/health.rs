@@ -103,7 +103,7 @@ async fn detailed_needs_auth(backend: Backend) {
         "checks.encryption.provider: {r}"
     );
     let audit = &b["checks"]["audit"];
-    assert!(audit["status"].is_string(), "checks.audit.status: {r}");
+    assert_eq!(audit["status"], "ok", "checks.audit.status: {r}");
     assert!(
         audit["queue_depth"].is_number(),
         "checks.audit.queue_depth: {r}"
@@ -147,6 +147,33 @@ async fn whoami(backend: Backend) {
     assert!(
         scopes.contains(&"admin"),
         "the dev root token should carry `admin`: {r}"
+    );
+}
+
+/// `SCAIVAULT_DEV_DISABLE_AUDIT=1` (dev mode, for measuring audit's cost) is loud: a warning at
+/// start-up, `degraded` with `checks.audit.status = disabled`, and reads leave no audit entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_audit_in_dev_is_loud() {
+    let s =
+        crate::harness::spawn_with_env(Backend::Sqlite, &[("SCAIVAULT_DEV_DISABLE_AUDIT", "1")])
+            .await;
+    assert!(
+        s.logs().contains("AUDIT IS DISABLED"),
+        "no start-up warning:\n{}",
+        s.logs()
+    );
+    s.write_kv("noaudit/a", serde_json::json!({"v": "1"})).await;
+    s.read("noaudit/a").await;
+    let r = s.get("/v1/health/detailed").await;
+    r.expect(200);
+    assert_eq!(r.body["status"], "degraded", "{r}");
+    assert_eq!(r.body["checks"]["audit"]["status"], "disabled", "{r}");
+    let logs = s.get("/v1/audit/logs?action=read").await;
+    logs.expect(200);
+    assert_eq!(
+        logs.body["logs"].as_array().map(Vec::len),
+        Some(0),
+        "{logs}"
     );
 }
 

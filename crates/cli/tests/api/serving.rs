@@ -207,6 +207,17 @@ fn misconfiguration_is_one_clear_line_and_nonzero_exit() {
             Some(("SCAIVAULT_RATE_LIMITS", "reads=1")),
             "SCAIVAULT_RATE_LIMITS",
         ),
+        // Turning audit off is for benchmarks in dev mode only.
+        (
+            vec!["server".into(), "--data-dir".into(), d.to_owned()],
+            Some(("SCAIVAULT_DEV_DISABLE_AUDIT", "1")),
+            "SCAIVAULT_DEV_DISABLE_AUDIT is only accepted with --dev",
+        ),
+        (
+            dev(&[]),
+            Some(("SCAIVAULT_DEV_DISABLE_AUDIT", "yes")),
+            "SCAIVAULT_DEV_DISABLE_AUDIT",
+        ),
     ];
     for (args, env, needle) in cases {
         let mut c = bin();

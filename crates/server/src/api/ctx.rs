@@ -310,6 +310,10 @@ pub async fn pipeline(State(state): State<AppState>, mut req: Request, next: Nex
         set_rate_headers(&mut resp, &decision);
         let tag = resp.extensions().get::<ErrorCodeTag>().copied();
         let entries = ctx.entries_after(resp.status().as_u16(), tag, &method);
+        if state.settings.dev_disable_audit {
+            // `SCAIVAULT_DEV_DISABLE_AUDIT=1` (refused without --dev): measuring audit's cost only.
+            return resp;
+        }
         // The entry must be durable before the response leaves; if it cannot be, the request fails.
         if let Err(e) = state.committer.audit(entries).await {
             return ApiError::unavailable("AD0001", "Audit log", e).into_response();
@@ -349,6 +353,9 @@ async fn refused(
         request_id: request_id.to_owned(),
         extra_data: "{}".into(),
     };
+    if state.settings.dev_disable_audit {
+        return ApiError(e).into_response();
+    }
     if let Err(err) = state.committer.audit(vec![entry]).await {
         return ApiError::unavailable("AD0002", "Audit log", err).into_response();
     }

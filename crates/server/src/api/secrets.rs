@@ -716,7 +716,9 @@ async fn list(State(state): State<AppState>, ctx: Ctx, q: QueryMap) -> ApiResult
     } else {
         None
     };
-    rows.retain(|r| state.authz.check(&ctx, Permission::List, &r.path).is_ok());
+    state
+        .authz
+        .retain_allowed(&ctx, Permission::List, &mut rows, |r| &r.path);
     if !include_metadata {
         let page = view::ListPage {
             secrets: rows.iter().map(view::list_item_short).collect(),

@@ -75,7 +75,7 @@ async fn detailed(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Response
     let db_ms = t.elapsed().as_millis();
     let enc = encryption_ok(&state).await;
     let (size, idle) = state.store.pool_stats();
-    let healthy = db.is_ok() && enc.is_ok();
+    let healthy = db.is_ok() && enc.is_ok() && !state.settings.dev_disable_audit;
     Ok(Json(json!({
         "status": if healthy { "healthy" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
@@ -95,7 +95,11 @@ async fn detailed(State(state): State<AppState>, ctx: Ctx) -> ApiResult<Response
                 "key_status": if enc.is_ok() { "active" } else { "unavailable" },
                 "last_rotation": null,
             },
-            "audit": { "status": "ok", "queue_depth": state.committer.queue_depth() },
+            "audit": if state.settings.dev_disable_audit {
+                json!({ "status": "disabled", "disabled_by": "SCAIVAULT_DEV_DISABLE_AUDIT (dev mode, benchmarks only)", "queue_depth": state.committer.queue_depth() })
+            } else {
+                json!({ "status": "ok", "queue_depth": state.committer.queue_depth() })
+            },
         }
     }))
     .into_response())
