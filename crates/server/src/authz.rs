@@ -180,20 +180,7 @@ impl Authorizer {
         if ctx_admin_role(ctx).is_some() {
             return Ok(());
         }
-        let subject = Subject {
-            identity_id: &p.identity_id,
-            groups: &p.groups,
-            tenant: &ctx.tenant,
-            partner: &ctx.partner,
-        };
-        let env = Env {
-            source_ip: ctx
-                .source_ip
-                .as_deref()
-                .and_then(|s| s.parse::<IpAddr>().ok()),
-            mfa_verified_at: p.mfa_verified_at,
-            now: now_micros(),
-        };
+        let (subject, env) = subject_and_env(ctx);
         let d = self.decide(&subject, perm.perm(), path, &env);
         match d.error(perm.perm(), path) {
             None => Ok(()),
@@ -226,20 +213,7 @@ impl Authorizer {
         if ctx_admin_role(ctx).is_some() {
             return;
         }
-        let subject = Subject {
-            identity_id: &p.identity_id,
-            groups: &p.groups,
-            tenant: &ctx.tenant,
-            partner: &ctx.partner,
-        };
-        let env = Env {
-            source_ip: ctx
-                .source_ip
-                .as_deref()
-                .and_then(|s| s.parse::<IpAddr>().ok()),
-            mfa_verified_at: p.mfa_verified_at,
-            now: now_micros(),
-        };
+        let (subject, env) = subject_and_env(ctx);
         let c = self.compiled.read().clone();
         rows.retain(|r| {
             let path = path(r);
@@ -276,6 +250,26 @@ pub async fn refresh_loop(state: crate::state::AppState) {
             }
         }
     }
+}
+
+/// Who asks and in what circumstances, as the policy index sees it.
+fn subject_and_env(ctx: &Ctx) -> (Subject<'_>, Env) {
+    let p = &ctx.principal;
+    let subject = Subject {
+        identity_id: &p.identity_id,
+        groups: &p.groups,
+        tenant: &ctx.tenant,
+        partner: &ctx.partner,
+    };
+    let env = Env {
+        source_ip: ctx
+            .source_ip
+            .as_deref()
+            .and_then(|s| s.parse::<IpAddr>().ok()),
+        mfa_verified_at: p.mfa_verified_at,
+        now: now_micros(),
+    };
+    (subject, env)
 }
 
 /// Partner-scoped secrets: every tenant of the partner may read and list them (with the scope); only

@@ -202,37 +202,58 @@ pub fn remove_before(dir: &Path, pos: Pos) {
     }
 }
 
+macro_rules! audit_insert {
+    ($verb:literal) => {
+        concat!(
+            $verb,
+            " INTO audit_log (id, tenant_id, ts, action, identity_type, identity_id, secret_path, \
+             source_ip, user_agent, success, status, error_code, duration_ms, request_id, extra_data, seq, hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+        )
+    };
+}
+/// One audit row, bound by [`insert_audit_row`]: the writer's (a duplicate id is an error) and the
+/// indexer's (a replayed record already indexed is skipped).
+pub(crate) const AUDIT_INSERT: &str = audit_insert!("INSERT");
+const AUDIT_INSERT_OR_IGNORE: &str = audit_insert!("INSERT OR IGNORE");
+
+/// Runs an [`AUDIT_INSERT`] statement for one entry at its place in the chain; returns rows inserted.
+pub(crate) fn insert_audit_row(
+    st: &mut rusqlite::CachedStatement<'_>,
+    e: &AuditEntry,
+    seq: i64,
+    hash: &[u8],
+) -> rusqlite::Result<usize> {
+    st.execute(params![
+        e.id,
+        e.tenant_id,
+        e.timestamp,
+        e.action,
+        e.identity_type,
+        e.identity_id,
+        e.secret_path,
+        e.source_ip,
+        e.user_agent,
+        e.success,
+        i64::from(e.status),
+        e.error_code,
+        e.duration_ms,
+        e.request_id,
+        e.extra_data,
+        seq,
+        hash,
+    ])
+}
+
 /// Inserts records into `audit_log` (ignoring those already there), counts reads, moves chain heads
 /// forward and records `pos` as indexed — all inside the caller's transaction.
 pub fn index(c: &Connection, records: &[JournalRecord], pos: Pos) -> rusqlite::Result<()> {
-    let mut insert = c.prepare_cached(
-        "INSERT OR IGNORE INTO audit_log (id, tenant_id, ts, action, identity_type, identity_id, secret_path, \
-         source_ip, user_agent, success, status, error_code, duration_ms, request_id, extra_data, seq, hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    )?;
+    let mut insert = c.prepare_cached(AUDIT_INSERT_OR_IGNORE)?;
     let mut heads: HashMap<&str, (i64, &[u8])> = HashMap::new();
     let mut access: HashMap<(&str, &str, i64), (i64, i64)> = HashMap::new();
     for r in records {
         let e = &r.entry;
-        let n = insert.execute(params![
-            e.id,
-            e.tenant_id,
-            e.timestamp,
-            e.action,
-            e.identity_type,
-            e.identity_id,
-            e.secret_path,
-            e.source_ip,
-            e.user_agent,
-            e.success,
-            i64::from(e.status),
-            e.error_code,
-            e.duration_ms,
-            e.request_id,
-            e.extra_data,
-            r.seq,
-            r.hash,
-        ])?;
+        let n = insert_audit_row(&mut insert, e, r.seq, &r.hash)?;
         let head = heads
             .entry(e.tenant_id.as_str())
             .or_insert((0, [].as_slice()));

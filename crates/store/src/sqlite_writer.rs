@@ -715,11 +715,7 @@ fn append_audit(
     if entries.is_empty() {
         return Ok(());
     }
-    let mut insert = c.prepare_cached(
-        "INSERT INTO audit_log (id, tenant_id, ts, action, identity_type, identity_id, secret_path, source_ip, \
-         user_agent, success, status, error_code, duration_ms, request_id, extra_data, seq, hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    )?;
+    let mut insert = c.prepare_cached(audit_journal::AUDIT_INSERT)?;
     for e in entries {
         let mut e = sanitize(e);
         if let Some(err) = failure {
@@ -751,25 +747,7 @@ fn append_audit(
                 slot.1 = slot.1.max(e.timestamp);
             }
         }
-        insert.execute(params![
-            e.id,
-            e.tenant_id,
-            e.timestamp,
-            e.action,
-            e.identity_type,
-            e.identity_id,
-            e.secret_path,
-            e.source_ip,
-            e.user_agent,
-            e.success,
-            i64::from(e.status),
-            e.error_code,
-            e.duration_ms,
-            e.request_id,
-            e.extra_data,
-            seq,
-            hash.as_slice(),
-        ])?;
+        audit_journal::insert_audit_row(&mut insert, &e, seq, hash.as_slice())?;
     }
     Ok(())
 }
