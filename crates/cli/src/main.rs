@@ -95,6 +95,17 @@ struct ServerArgs {
         default_value_t = 8
     )]
     secret_cache_mb: usize,
+    /// When the audit entry of a request that changes nothing (a read, a list, a refusal) reaches the
+    /// disk: "always" — fdatasync before the response; "interval" — written to the OS before the
+    /// response (survives a crash or kill -9 of the server) and fdatasync'd within 10 ms (a power loss
+    /// can lose that window). SQLite only. Writes always commit with their audit entry, fsynced.
+    #[arg(
+        long,
+        env = "SCAIVAULT_AUDIT_SYNC",
+        value_name = "MODE",
+        default_value = "always"
+    )]
+    audit_sync: String,
     /// Keep audit entries this long (e.g. 365d), then prune them oldest first; unset or "forever": keep all
     #[arg(long, env = "AUDIT_RETENTION", value_name = "DURATION")]
     audit_retention: Option<String>,
@@ -178,6 +189,14 @@ fn resolve(a: &ServerArgs) -> anyhow::Result<(Settings, LogFormat)> {
         Some("1" | "true") => bail!("SCAIVAULT_DEV_DISABLE_AUDIT is only accepted with --dev (it turns the audit log off, for benchmarks)"),
         Some(other) => bail!("SCAIVAULT_DEV_DISABLE_AUDIT must be 1 or 0, not {other:?}"),
     };
+    let audit_sync = match a.audit_sync.trim() {
+        "always" => scaivault_store::AuditSync::Always,
+        "interval" if database_url.starts_with("sqlite:") => {
+            scaivault_store::AuditSync::Interval(std::time::Duration::from_millis(10))
+        }
+        "interval" => bail!("SCAIVAULT_AUDIT_SYNC=interval is supported with SQLite only (PostgreSQL commits every audit entry synchronously)"),
+        other => bail!("SCAIVAULT_AUDIT_SYNC must be \"always\" or \"interval\", not {other:?}"),
+    };
     if a.secret_cache_mb > 64 * 1024 {
         bail!("SCAIVAULT_SECRET_CACHE_MB must be at most 65536");
     }
@@ -219,6 +238,7 @@ fn resolve(a: &ServerArgs) -> anyhow::Result<(Settings, LogFormat)> {
             redis_url,
             redis_prefix: env("SCAIVAULT_REDIS_PREFIX").unwrap_or_else(|| "scaivault:".into()),
             secret_cache_bytes: a.secret_cache_mb << 20,
+            audit_sync,
             dev_disable_audit,
         },
         log_format,

@@ -33,6 +33,8 @@ pub struct Settings {
     pub redis_prefix: String,
     /// Bound of the SQLite store's sealed-secret cache (`SCAIVAULT_SECRET_CACHE_MB`).
     pub secret_cache_bytes: usize,
+    /// When audit entries of requests that change nothing reach the disk (`SCAIVAULT_AUDIT_SYNC`).
+    pub audit_sync: scaivault_store::AuditSync,
     /// `SCAIVAULT_DEV_DISABLE_AUDIT=1` with `--dev` only: requests write no standalone audit entry.
     /// For measuring audit's cost; never for real use.
     pub dev_disable_audit: bool,
@@ -67,6 +69,7 @@ impl std::fmt::Debug for Settings {
             )
             .field("redis", &self.redis_url.is_some())
             .field("secret_cache_bytes", &self.secret_cache_bytes)
+            .field("audit_sync", &self.audit_sync)
             .field("dev_disable_audit", &self.dev_disable_audit)
             .finish()
     }

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let store_opts = scaivault_store::StoreOptions {
         secret_cache_bytes: settings.secret_cache_bytes,
+        audit_sync: settings.audit_sync,
     };
     let store = scaivault_store::connect_with(&settings.database_url, &store_opts)
         .await

@@ -12,6 +12,7 @@ mod secret_cache;
 mod sql;
 mod sqlite_writer;
 
+pub use audit_journal::AuditSync;
 pub use committer::Committer;
 pub use identity::{IdentityOp, IdentityQuery, IdentityStore, MemberRow, Page};
 pub use model::*;
@@ -200,17 +201,21 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
 
 pub type DynStore = Arc<dyn Store>;
 
-/// Tuning that does not change behaviour.
+/// Tuning of a store.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// Bound of the SQLite store's sealed-secret cache, in bytes (0 disables it).
     pub secret_cache_bytes: usize,
+    /// When the audit entries of requests that write nothing else reach the disk (see [`AuditSync`]);
+    /// the only option here that changes a guarantee.
+    pub audit_sync: AuditSync,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             secret_cache_bytes: secret_cache::DEFAULT_MAX_BYTES,
+            audit_sync: AuditSync::Always,
         }
     }
 }

@@ -2061,7 +2061,10 @@ impl SqliteStore {
                 o.secret_cache_bytes,
             ));
             Some(crate::sqlite_writer::SqliteWriter::open(
-                file, cache, 8_000,
+                file,
+                cache,
+                8_000,
+                o.audit_sync,
             )?)
         };
         Ok(SqliteStore {

@@ -115,12 +115,20 @@ impl SqliteWriter {
     /// Opens a second read-write connection to the database file (migrations have run), replays the
     /// audit journal, and starts the writer, indexer and checkpoint threads. `cache_kib` bounds the
     /// writer's page cache.
-    pub fn open(file: &Path, cache: Arc<SecretCache>, cache_kib: u32) -> Result<SqliteWriter> {
+    pub fn open(
+        file: &Path,
+        cache: Arc<SecretCache>,
+        cache_kib: u32,
+        sync: audit_journal::AuditSync,
+    ) -> Result<SqliteWriter> {
         let mut conn = open_conn(file, cache_kib)?;
         let dir = audit_journal::dir_of(file);
         let (next_segment, _) = audit_journal::recover(&mut conn, &dir)?;
-        let journal = Journal::create(&dir, next_segment)?;
-        let indexer_conn = open_conn(file, 2_000)?;
+        let journal = Journal::create(&dir, next_segment, sync)?;
+        // Audit ids and chain positions grow with time, so the indexer's inserts land on the right
+        // edges of `audit_log`'s b-trees, except the per-path index: its hot pages (one per path read
+        // recently) are what this cache holds.
+        let indexer_conn = open_conn(file, 16_000)?;
         let checkpointer = Connection::open_with_flags(
             file,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,

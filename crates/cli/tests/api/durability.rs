@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{spawn, Backend};
+use crate::harness::{spawn, spawn_with_env, Backend, TestServer};
 
 async fn acknowledged_writes_survive_kill9(backend: Backend) {
     let mut s = spawn(backend).await;
@@ -121,7 +121,19 @@ async fn restart_keeps_everything(backend: Backend) {
 /// On SQLite these entries live in the audit journal until the indexer moves them, so this covers its
 /// replay at start-up.
 async fn acknowledged_reads_are_audited_after_kill9(backend: Backend) {
-    let mut s = spawn(backend).await;
+    reads_audited_after_kill9(spawn(backend).await).await;
+}
+
+/// The same with `SCAIVAULT_AUDIT_SYNC=interval`: a read is answered once its entry is written to the
+/// journal file, before any fsync, and a crash of the server process loses none of them (the kernel
+/// still has the pages).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_reads_are_audited_after_kill9_with_interval_sync() {
+    let s = spawn_with_env(Backend::Sqlite, &[("SCAIVAULT_AUDIT_SYNC", "interval")]).await;
+    reads_audited_after_kill9(s).await;
+}
+
+async fn reads_audited_after_kill9(mut s: TestServer) {
     s.write_kv("durread/a", json!({"value": "x"})).await;
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..4)

@@ -218,6 +218,16 @@ fn misconfiguration_is_one_clear_line_and_nonzero_exit() {
             Some(("SCAIVAULT_DEV_DISABLE_AUDIT", "yes")),
             "SCAIVAULT_DEV_DISABLE_AUDIT",
         ),
+        (
+            dev(&[]),
+            Some(("SCAIVAULT_AUDIT_SYNC", "sometimes")),
+            "SCAIVAULT_AUDIT_SYNC must be",
+        ),
+        (
+            dev(&["--database-url", "postgres://127.0.0.1:5432/never_opened"]),
+            Some(("SCAIVAULT_AUDIT_SYNC", "interval")),
+            "SCAIVAULT_AUDIT_SYNC=interval is supported with SQLite only",
+        ),
     ];
     for (args, env, needle) in cases {
         let mut c = bin();
