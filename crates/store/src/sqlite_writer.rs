@@ -144,9 +144,11 @@ impl SqliteWriter {
             })?;
         let (itx, irx) = mpsc::channel::<IndexMsg>();
         let inudge = nudge.clone();
+        let backlog = Arc::new(Backlog::default());
+        let ibacklog = backlog.clone();
         std::thread::Builder::new()
             .name("sqlite-audit-indexer".into())
-            .spawn(move || index_loop(indexer_conn, &irx, &dir, &inudge))
+            .spawn(move || index_loop(indexer_conn, &irx, &dir, &inudge, &ibacklog))
             .map_err(|e| {
                 StoreError::Config(format!("cannot start the SQLite audit indexer thread: {e}"))
             })?;
@@ -157,6 +159,7 @@ impl SqliteWriter {
             heads: HashMap::new(),
             journal: Some(journal),
             indexer: itx,
+            backlog,
             buf: Vec::with_capacity(64 * 1024),
         };
         std::thread::Builder::new()
@@ -342,6 +345,34 @@ fn checkpoint_loop(conn: &Connection, nudged: &mpsc::Receiver<()>) {
 /// query asks for them sooner or [`INDEX_BATCH`] of them are waiting.
 const INDEX_DELAY: Duration = Duration::from_secs(1);
 const INDEX_BATCH: usize = 16_384;
+/// Records the indexer may hold in memory before the writer waits for it (see [`Backlog`]).
+const MAX_BACKLOG: usize = 2 * INDEX_BATCH;
+
+/// Journaled records handed to the indexer and not yet committed to `audit_log`. They wait in memory,
+/// so a sustained load the indexer cannot keep up with (a stream of 100-path batch reads, say) must
+/// slow the writer down instead of growing that queue without bound: past [`MAX_BACKLOG`] the writer
+/// waits until a commit of the indexer drains it.
+#[derive(Default)]
+struct Backlog {
+    records: parking_lot::Mutex<usize>,
+    drained: parking_lot::Condvar,
+}
+
+impl Backlog {
+    fn add(&self, n: usize) {
+        let mut records = self.records.lock();
+        while *records > MAX_BACKLOG {
+            self.drained.wait(&mut records);
+        }
+        *records += n;
+    }
+
+    fn done(&self, n: usize) {
+        let mut records = self.records.lock();
+        *records = records.saturating_sub(n);
+        self.drained.notify_all();
+    }
+}
 
 /// Moves journaled entries into `audit_log` in large transactions (one fsync each), records how far
 /// it got in the same transaction, then deletes the journal segments fully indexed.
@@ -350,6 +381,7 @@ fn index_loop(
     rx: &mpsc::Receiver<IndexMsg>,
     dir: &Path,
     nudge: &mpsc::SyncSender<()>,
+    backlog: &Backlog,
 ) {
     let mut pending: Vec<JournalRecord> = Vec::new();
     let mut pos: Option<Pos> = None;
@@ -400,6 +432,7 @@ fn index_loop(
                             micros = started.elapsed().as_micros() as u64,
                             "audit journal indexed"
                         );
+                        backlog.done(pending.len());
                         pending.clear();
                         since = None;
                         audit_journal::remove_before(dir, p);
@@ -420,6 +453,7 @@ fn index_loop(
             _ => Ok(()),
         };
         if !pending.is_empty() && failed {
+            backlog.done(pending.len());
             pending.clear();
             since = None;
         }
@@ -472,6 +506,7 @@ struct Writer {
     /// after it until a restart replays the journal.
     journal: Option<Journal>,
     indexer: mpsc::Sender<IndexMsg>,
+    backlog: Arc<Backlog>,
     buf: Vec<u8>,
 }
 
@@ -546,6 +581,7 @@ impl Writer {
                 self.heads.extend(moved);
                 // Queued for the indexer before the answers, so a query made after an answer finds
                 // these entries when it syncs.
+                self.backlog.add(records.len());
                 let _ = self.indexer.send(IndexMsg::Records(records, pos));
                 let _ = reply.send(Ok((0..n_ops).map(|_| Ok(OpOutcome::Audited)).collect()));
                 tracing::debug!(
@@ -1221,5 +1257,34 @@ fn apply_one(c: &Connection, op: &WriteOp) -> rusqlite::Result<OpResult> {
         _ => Ok(Err(OpError::Store(
             "operation not supported by the SQLite writer".into(),
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backlog_waits_past_its_bound_until_the_indexer_drains_it() {
+        let backlog = Arc::new(Backlog::default());
+        backlog.add(MAX_BACKLOG + 1);
+        let (added, was_added) = mpsc::channel();
+        let writer = {
+            let backlog = backlog.clone();
+            std::thread::spawn(move || {
+                backlog.add(1);
+                added.send(()).unwrap();
+            })
+        };
+        assert!(
+            was_added.recv_timeout(Duration::from_millis(200)).is_err(),
+            "add() past the bound must wait for the indexer"
+        );
+        backlog.done(MAX_BACKLOG + 1);
+        was_added
+            .recv_timeout(Duration::from_secs(10))
+            .expect("add() goes on once a commit drained the backlog");
+        writer.join().unwrap();
+        assert_eq!(*backlog.records.lock(), 1);
     }
 }
