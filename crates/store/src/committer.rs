@@ -20,14 +20,17 @@ struct Job {
 pub struct Committer {
     tx: mpsc::UnboundedSender<Job>,
     depth: Arc<AtomicUsize>,
+    /// The store, when it groups standalone audit entries itself ([`crate::Store::groups_audit`]).
+    direct: Option<DynStore>,
 }
 
 impl Committer {
     pub fn start(store: DynStore) -> Committer {
         let (tx, rx) = mpsc::unbounded_channel();
         let depth = Arc::new(AtomicUsize::new(0));
+        let direct = store.groups_audit().then(|| store.clone());
         tokio::spawn(run(store, rx, depth.clone()));
-        Committer { tx, depth }
+        Committer { tx, depth, direct }
     }
 
     /// Applies `op` durably; returns once its transaction has committed.
@@ -46,7 +49,19 @@ impl Committer {
         if entries.is_empty() {
             return Ok(());
         }
-        self.submit(WriteOp::Audit(entries)).await.map(|_| ())
+        let Some(store) = &self.direct else {
+            return self.submit(WriteOp::Audit(entries)).await.map(|_| ());
+        };
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        let applied = store.apply(vec![WriteOp::Audit(entries)]).await;
+        self.depth.fetch_sub(1, Ordering::Relaxed);
+        match applied {
+            Ok(mut results) => results.pop().unwrap_or(Ok(OpOutcome::Audited)).map(|_| ()),
+            Err(e) => {
+                tracing::error!(site = "ST0003", error = %e, "audit entry could not be made durable; the request is refused");
+                Err(OpError::Store("commit failed".into()))
+            }
+        }
     }
 
     /// Requests waiting for a commit.

@@ -43,6 +43,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[async_trait]
 pub trait Store: IdentityStore + Send + Sync + 'static {
     fn backend(&self) -> &'static str;
+    /// Whether the store groups concurrent standalone audit entries into one durable write by itself
+    /// (the SQLite writer thread does), so the [`Committer`] hands them over directly instead of
+    /// batching them in its own task first: one thread hop fewer on every read.
+    fn groups_audit(&self) -> bool {
+        false
+    }
     /// (pool size, idle connections)
     fn pool_stats(&self) -> (u32, u32);
     async fn ping(&self) -> Result<()>;

@@ -1038,6 +1038,10 @@ macro_rules! impl_store {
                 $backend
             }
 
+            fn groups_audit(&self) -> bool {
+                self.fast.is_some()
+            }
+
             fn pool_stats(&self) -> (u32, u32) {
                 let size = self.read.size() + if $backend == "sqlite" { self.write.size() } else { 0 };
                 let idle = self.read.num_idle() + if $backend == "sqlite" { self.write.num_idle() } else { 0 };

@@ -57,6 +57,13 @@ enum Msg {
     Exclusive(Done, mpsc::Receiver<()>),
 }
 
+/// Most operations one journal write groups.
+const MAX_AUDIT_GROUP: usize = 1024;
+
+fn audit_only(ops: &[WriteOp]) -> bool {
+    ops.iter().all(|o| matches!(o, WriteOp::Audit(_)))
+}
+
 enum IndexMsg {
     Records(Vec<JournalRecord>, Pos),
     Sync(Done),
@@ -166,12 +173,38 @@ impl SqliteWriter {
             .name("sqlite-writer".into())
             .spawn(move || {
                 let mut commits = 0u32;
-                while let Ok(msg) = rx.recv() {
+                // A message taken while grouping audit entries that is not one; handled next.
+                let mut stash: Option<Msg> = None;
+                loop {
+                    let msg = match stash.take() {
+                        Some(m) => m,
+                        None => match rx.recv() {
+                            Ok(m) => m,
+                            Err(_) => break,
+                        },
+                    };
                     match msg {
                         Msg::Apply(ops, reply) => {
-                            let mutating = !ops.iter().all(|o| matches!(o, WriteOp::Audit(_)));
-                            if !mutating && w.journal.is_some() {
-                                w.journal_batch(ops, reply);
+                            if audit_only(&ops) && w.journal.is_some() {
+                                // Requests hand their entries straight to this thread (the committer
+                                // does not batch them): everything queued by now shares one journal
+                                // write and fsync.
+                                let mut group = vec![(ops, reply)];
+                                let mut n = group[0].0.len();
+                                while n < MAX_AUDIT_GROUP {
+                                    match rx.try_recv() {
+                                        Ok(Msg::Apply(ops, reply)) if audit_only(&ops) => {
+                                            n += ops.len();
+                                            group.push((ops, reply));
+                                        }
+                                        Ok(other) => {
+                                            stash = Some(other);
+                                            break;
+                                        }
+                                        Err(_) => break,
+                                    }
+                                }
+                                w.journal_batch(group);
                                 continue;
                             }
                             let result = w.apply(&ops);
@@ -519,73 +552,90 @@ fn load_head(c: &Connection, tenant: &str) -> rusqlite::Result<Head> {
 }
 
 impl Writer {
-    /// Chains and journals a batch of standalone audit entries; answers once they are on disk.
-    fn journal_batch(&mut self, ops: Vec<WriteOp>, reply: Reply) {
+    /// Chains and journals the standalone audit entries of a group of requests in one write; answers
+    /// each once they are durable (see [`audit_journal::AuditSync`]).
+    fn journal_batch(&mut self, group: Vec<(Vec<WriteOp>, Reply)>) {
         let started = Instant::now();
         self.buf.clear();
         let mut moved: HashMap<String, Head> = HashMap::new();
         let mut records = Vec::new();
-        let mut n_ops = 0;
+        let mut replies = Vec::with_capacity(group.len());
         let mut fail: Option<StoreError> = None;
-        for op in ops {
-            n_ops += 1;
-            let WriteOp::Audit(entries) = op else {
+        for (ops, reply) in group {
+            replies.push((ops.len(), reply));
+            if fail.is_some() {
                 continue;
-            };
-            for e in entries {
-                let e = sanitize_owned(e);
-                if !moved.contains_key(&e.tenant_id) {
-                    let h = match self.heads.get(&e.tenant_id) {
-                        Some(h) => h.clone(),
-                        None => match load_head(&self.conn, &e.tenant_id) {
-                            Ok(h) => h,
-                            Err(err) => {
-                                fail = Some(err.into());
-                                break;
-                            }
-                        },
-                    };
-                    moved.insert(e.tenant_id.clone(), h);
-                }
-                let Some(head) = moved.get_mut(&e.tenant_id) else {
+            }
+            for op in ops {
+                let WriteOp::Audit(entries) = op else {
                     continue;
                 };
-                let seq = head.0 + 1;
-                let hash = e.chain_hash(seq, &head.1).to_vec();
-                head.0 = seq;
-                head.1.clone_from(&hash);
-                let rec = JournalRecord {
-                    seq,
-                    hash,
-                    entry: e,
-                };
-                if let Err(err) = audit_journal::encode(&mut self.buf, &rec) {
-                    fail = Some(err);
-                    break;
+                for e in entries {
+                    let e = sanitize_owned(e);
+                    if !moved.contains_key(&e.tenant_id) {
+                        let h = match self.heads.get(&e.tenant_id) {
+                            Some(h) => h.clone(),
+                            None => match load_head(&self.conn, &e.tenant_id) {
+                                Ok(h) => h,
+                                Err(err) => {
+                                    fail = Some(err.into());
+                                    break;
+                                }
+                            },
+                        };
+                        moved.insert(e.tenant_id.clone(), h);
+                    }
+                    let Some(head) = moved.get_mut(&e.tenant_id) else {
+                        continue;
+                    };
+                    let seq = head.0 + 1;
+                    let hash = e.chain_hash(seq, &head.1).to_vec();
+                    head.0 = seq;
+                    head.1.clone_from(&hash);
+                    let rec = JournalRecord {
+                        seq,
+                        hash,
+                        entry: e,
+                    };
+                    if let Err(err) = audit_journal::encode(&mut self.buf, &rec) {
+                        fail = Some(err);
+                        break;
+                    }
+                    records.push(rec);
                 }
-                records.push(rec);
             }
         }
+        let refuse = |replies: Vec<(usize, Reply)>, why: String| {
+            for (_, reply) in replies {
+                let _ = reply.send(Err(StoreError::Config(why.clone())));
+            }
+        };
         if let Some(e) = fail {
-            let _ = reply.send(Err(e));
+            refuse(replies, e.to_string());
             return;
         }
         let Some(journal) = self.journal.as_mut() else {
-            let _ = reply.send(Err(StoreError::Config(
+            refuse(
+                replies,
                 "the audit journal failed; restart the server".into(),
-            )));
+            );
             return;
         };
         match journal.append(&self.buf) {
             Ok(pos) => {
                 self.heads.extend(moved);
+                let n_records = records.len();
                 // Queued for the indexer before the answers, so a query made after an answer finds
                 // these entries when it syncs.
-                self.backlog.add(records.len());
+                self.backlog.add(n_records);
                 let _ = self.indexer.send(IndexMsg::Records(records, pos));
-                let _ = reply.send(Ok((0..n_ops).map(|_| Ok(OpOutcome::Audited)).collect()));
+                let requests = replies.len();
+                for (n_ops, reply) in replies {
+                    let _ = reply.send(Ok((0..n_ops).map(|_| Ok(OpOutcome::Audited)).collect()));
+                }
                 tracing::debug!(
-                    batch = n_ops,
+                    requests,
+                    records = n_records,
                     bytes = self.buf.len(),
                     micros = started.elapsed().as_micros() as u64,
                     "audit journal appended"
@@ -594,9 +644,7 @@ impl Writer {
             Err(e) => {
                 tracing::error!(site = "ST0114", error = %e, "audit journal append failed; audit (and so every request) is refused until a restart");
                 self.journal = None;
-                let _ = reply.send(Err(StoreError::Config(format!(
-                    "audit journal append failed: {e}"
-                ))));
+                refuse(replies, format!("audit journal append failed: {e}"));
             }
         }
         if self.buf.capacity() > (1 << 20) {
