@@ -1,6 +1,8 @@
 //! Group commit: requests hand their mutations and audit entries to one task that applies everything
 //! queued so far in a single transaction and fsync, then answers each request. Under load a commit
 //! carries many requests, so durability costs one fsync per batch instead of one per request.
+//! Operations the store groups itself ([`crate::Store::groups`]: on SQLite everything its writer thread
+//! applies) skip the task and go to the store directly.
 
 use crate::ops::{OpError, OpOutcome, WriteOp};
 use crate::DynStore;
@@ -20,21 +22,24 @@ struct Job {
 pub struct Committer {
     tx: mpsc::UnboundedSender<Job>,
     depth: Arc<AtomicUsize>,
-    /// The store, when it groups standalone audit entries itself ([`crate::Store::groups_audit`]).
-    direct: Option<DynStore>,
+    /// The store, which groups some operations itself ([`crate::Store::groups`]).
+    direct: DynStore,
 }
 
 impl Committer {
     pub fn start(store: DynStore) -> Committer {
         let (tx, rx) = mpsc::unbounded_channel();
         let depth = Arc::new(AtomicUsize::new(0));
-        let direct = store.groups_audit().then(|| store.clone());
+        let direct = store.clone();
         tokio::spawn(run(store, rx, depth.clone()));
         Committer { tx, depth, direct }
     }
 
     /// Applies `op` durably; returns once its transaction has committed.
     pub async fn submit(&self, op: WriteOp) -> Result<OpOutcome, OpError> {
+        if self.direct.groups(&op) {
+            return self.direct_apply(op).await;
+        }
         let (reply, rx) = oneshot::channel();
         self.depth.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(Job { op, reply }).is_err() {
@@ -49,16 +54,20 @@ impl Committer {
         if entries.is_empty() {
             return Ok(());
         }
-        let Some(store) = &self.direct else {
-            return self.submit(WriteOp::Audit(entries)).await.map(|_| ());
-        };
+        self.submit(WriteOp::Audit(entries)).await.map(|_| ())
+    }
+
+    /// [`Committer::submit`] for an operation the store groups itself.
+    async fn direct_apply(&self, op: WriteOp) -> Result<OpOutcome, OpError> {
         self.depth.fetch_add(1, Ordering::Relaxed);
-        let applied = store.apply(vec![WriteOp::Audit(entries)]).await;
+        let applied = self.direct.apply(vec![op]).await;
         self.depth.fetch_sub(1, Ordering::Relaxed);
         match applied {
-            Ok(mut results) => results.pop().unwrap_or(Ok(OpOutcome::Audited)).map(|_| ()),
+            Ok(mut results) => results
+                .pop()
+                .unwrap_or(Err(OpError::Store("no result".into()))),
             Err(e) => {
-                tracing::error!(site = "ST0003", error = %e, "audit entry could not be made durable; the request is refused");
+                tracing::error!(site = "ST0003", error = %e, "commit failed; the request is refused");
                 Err(OpError::Store("commit failed".into()))
             }
         }

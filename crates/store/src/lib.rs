@@ -11,6 +11,7 @@ mod ops;
 mod secret_cache;
 mod sql;
 mod sqlite_writer;
+mod syncer;
 
 pub use audit_journal::AuditSync;
 pub use committer::Committer;
@@ -43,10 +44,11 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[async_trait]
 pub trait Store: IdentityStore + Send + Sync + 'static {
     fn backend(&self) -> &'static str;
-    /// Whether the store groups concurrent standalone audit entries into one durable write by itself
-    /// (the SQLite writer thread does), so the [`Committer`] hands them over directly instead of
-    /// batching them in its own task first: one thread hop fewer on every read.
-    fn groups_audit(&self) -> bool {
+    /// Whether the store groups concurrent operations like `op` into shared durable writes by itself
+    /// (the SQLite writer thread does, for what it applies), so the [`Committer`] hands them over
+    /// directly instead of batching them in its own task first: one thread hop fewer per request, and
+    /// the store can start the next batch while the last one is still being synced.
+    fn groups(&self, _op: &WriteOp) -> bool {
         false
     }
     /// (pool size, idle connections)

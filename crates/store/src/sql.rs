@@ -1038,8 +1038,8 @@ macro_rules! impl_store {
                 $backend
             }
 
-            fn groups_audit(&self) -> bool {
-                self.fast.is_some()
+            fn groups(&self, op: &WriteOp) -> bool {
+                self.fast.is_some() && crate::sqlite_writer::SqliteWriter::supports(op)
             }
 
             fn pool_stats(&self) -> (u32, u32) {

@@ -20,8 +20,14 @@
 //!   journaled entries into `audit_log` in large transactions. Audit queries call
 //!   [`SqliteWriter::sync_audit`] first, so they see every acknowledged entry.
 //!
-//! Durability is unchanged: WAL with `synchronous=FULL`, one transaction per mutating batch, one
-//! `fdatasync` per journaled batch, and each request is answered only after its batch is on disk.
+//! Requests hand their operations straight to this thread ([`crate::Store::groups`]); it groups every
+//! mutation queued by then into one transaction, and every standalone audit entry into one journal
+//! write.
+//!
+//! Durability: each request is answered only after its batch is on disk. A journaled batch is
+//! `fdatasync`ed by this thread before its answers. A mutating batch commits with
+//! `synchronous=NORMAL` (WAL written, not yet synced) and its answers go to the [`Syncer`] thread,
+//! which `fdatasync`s the WAL and then answers, while this thread runs the next batch (syncer.rs).
 //!
 //! After every commit the writer invalidates the [`SecretCache`] entries of the paths the batch
 //! touched, before the batch's requests are answered.
@@ -31,6 +37,7 @@ use crate::model::{SecretRow, TokenRow, VersionRow};
 use crate::ops::{OpError, OpOutcome, PutSecret, UpdateMetadata, WriteOp};
 use crate::secret_cache::SecretCache;
 use crate::sql::sanitize;
+use crate::syncer::{OpResult, Reply, Syncer};
 use crate::{day_of, Result, StoreError};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use scaivault_core::audit::{AuditEntry, GENESIS};
@@ -40,8 +47,6 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-type OpResult = std::result::Result<OpOutcome, OpError>;
-type Reply = oneshot::Sender<Result<Vec<OpResult>>>;
 type Done = oneshot::Sender<Result<()>>;
 
 const SECRET_COLS: &str = "tenant_id, path, secret_type, current_version, max_versions, metadata, created_at, \
@@ -59,6 +64,8 @@ enum Msg {
 
 /// Most operations one journal write groups.
 const MAX_AUDIT_GROUP: usize = 1024;
+/// Most operations one transaction groups.
+const MAX_WRITE_GROUP: usize = 1024;
 
 fn audit_only(ops: &[WriteOp]) -> bool {
     ops.iter().all(|o| matches!(o, WriteOp::Audit(_)))
@@ -94,14 +101,25 @@ pub struct ExclusiveGuard {
     _resume: mpsc::SyncSender<()>,
 }
 
-fn open_conn(file: &Path, cache_kib: u32) -> Result<Connection> {
+/// How a connection's commits reach the disk.
+#[derive(Clone, Copy)]
+enum Durability {
+    /// `synchronous=FULL`: the commit fsyncs the WAL before it returns.
+    Full,
+    /// `synchronous=NORMAL`: the commit writes the WAL and returns; the caller makes it durable (the
+    /// writer thread hands that to its [`Syncer`]) before acknowledging anything. Checkpoints and WAL
+    /// restarts still sync as with FULL, so the database can never be torn.
+    CallerSyncs,
+}
+
+fn open_conn(file: &Path, cache_kib: u32, durability: Durability) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         file,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    // The same settings as the sqlx connections: WAL, and a commit is on disk before it returns
-    // (synchronous=FULL), so an acknowledged write survives kill -9 and power loss alike.
+    // WAL, as the sqlx connections; an acknowledged write survives kill -9 and power loss alike,
+    // whether the commit itself fsyncs (FULL) or the writer's fsync thread does before the answer.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Config(format!(
@@ -111,8 +129,12 @@ fn open_conn(file: &Path, cache_kib: u32) -> Result<Connection> {
     // Checkpoints run on a thread of their own (below), not inside a commit: copying WAL pages back
     // into the database file and fsyncing it would stall every request waiting on that commit.
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{cache_kib}; \
-         PRAGMA wal_autocheckpoint = 0;"
+        "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{cache_kib}; \
+         PRAGMA wal_autocheckpoint = 0;",
+        match durability {
+            Durability::Full => "FULL",
+            Durability::CallerSyncs => "NORMAL",
+        }
     ))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -128,14 +150,16 @@ impl SqliteWriter {
         cache_kib: u32,
         sync: audit_journal::AuditSync,
     ) -> Result<SqliteWriter> {
-        let mut conn = open_conn(file, cache_kib)?;
+        let mut conn = open_conn(file, cache_kib, Durability::CallerSyncs)?;
         let dir = audit_journal::dir_of(file);
         let (next_segment, _) = audit_journal::recover(&mut conn, &dir)?;
         let journal = Journal::create(&dir, next_segment, sync)?;
         // Audit ids and chain positions grow with time, so the indexer's inserts land on the right
         // edges of `audit_log`'s b-trees, except the per-path index: its hot pages (one per path read
         // recently) are what this cache holds.
-        let indexer_conn = open_conn(file, 16_000)?;
+        // FULL: the indexer deletes journal segments once their records are committed here.
+        let indexer_conn = open_conn(file, 16_000, Durability::Full)?;
+        let syncer = Syncer::start(wal_path(file))?;
         let checkpointer = Connection::open_with_flags(
             file,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -168,6 +192,7 @@ impl SqliteWriter {
             indexer: itx,
             backlog,
             buf: Vec::with_capacity(64 * 1024),
+            syncer,
         };
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -207,9 +232,23 @@ impl SqliteWriter {
                                 w.journal_batch(group);
                                 continue;
                             }
-                            let result = w.apply(&ops);
-                            // Answer only after the cache forgot what the batch changed.
-                            let _ = reply.send(result);
+                            // Mutations queued behind this one share its transaction and fsync.
+                            let mut group = vec![(ops, reply)];
+                            let mut n = group[0].0.len();
+                            while n < MAX_WRITE_GROUP {
+                                match rx.try_recv() {
+                                    Ok(Msg::Apply(ops, reply)) if !audit_only(&ops) => {
+                                        n += ops.len();
+                                        group.push((ops, reply));
+                                    }
+                                    Ok(other) => {
+                                        stash = Some(other);
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            w.apply_group(group);
                         }
                         Msg::Sync(done) => {
                             let _ = w.indexer.send(IndexMsg::Sync(done));
@@ -541,6 +580,15 @@ struct Writer {
     indexer: mpsc::Sender<IndexMsg>,
     backlog: Arc<Backlog>,
     buf: Vec<u8>,
+    /// Makes each commit durable, then answers its requests.
+    syncer: Syncer,
+}
+
+/// The WAL SQLite keeps beside `db` (`<db>-wal`).
+fn wal_path(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    name.into()
 }
 
 fn load_head(c: &Connection, tenant: &str) -> rusqlite::Result<Head> {
@@ -614,7 +662,7 @@ impl Writer {
             refuse(replies, e.to_string());
             return;
         }
-        let Some(journal) = self.journal.as_mut() else {
+        let Some(journal) = self.journal.as_mut().filter(|_| !self.syncer.failed()) else {
             refuse(
                 replies,
                 "the audit journal failed; restart the server".into(),
@@ -652,7 +700,42 @@ impl Writer {
         }
     }
 
+    /// Applies the mutations of a group of requests in one transaction; once it is durable, answers
+    /// each request with its operations' results.
+    fn apply_group(&mut self, group: Vec<(Vec<WriteOp>, Reply)>) {
+        let mut counts = Vec::with_capacity(group.len());
+        let mut replies = Vec::with_capacity(group.len());
+        let mut ops = Vec::new();
+        for (o, reply) in group {
+            counts.push(o.len());
+            replies.push(reply);
+            ops.extend(o);
+        }
+        match self.apply(&ops) {
+            Ok(results) => {
+                let mut results = results.into_iter();
+                let answers = replies
+                    .into_iter()
+                    .zip(counts)
+                    .map(|(reply, n)| (reply, results.by_ref().take(n).collect()))
+                    .collect();
+                self.syncer.submit(answers);
+            }
+            Err(e) => {
+                let why = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Config(why.clone())));
+                }
+            }
+        }
+    }
+
     fn apply(&mut self, ops: &[WriteOp]) -> Result<Vec<OpResult>> {
+        if self.syncer.failed() {
+            return Err(StoreError::Config(
+                "an fdatasync failed; restart the server".into(),
+            ));
+        }
         if self.journal.is_none() {
             return Err(StoreError::Config(
                 "the audit journal failed; restart the server".into(),
