@@ -669,6 +669,8 @@ impl Writer {
             );
             return;
         };
+        // The batch chains from entries of commits still being synced: they reach the disk first.
+        self.syncer.wait_synced();
         match journal.append(&self.buf) {
             Ok(pos) => {
                 self.heads.extend(moved);

@@ -13,6 +13,11 @@
 //! and this thread's `fdatasync`): only a power loss or kernel crash in that window could take back
 //! something a reader saw, never something a writer was told is stored. A crash or `kill -9` of the
 //! server loses nothing the kernel already has.
+//!
+//! The audit chain runs through both files: a read's journal entry may chain from a write's entry
+//! committed to the WAL just before. The writer therefore calls [`Syncer::wait_synced`] before each
+//! journal append, so a journaled entry never reaches the disk ahead of the entries it chains from
+//! (a power loss then leaves no hole in the chain).
 
 use crate::ops::{OpError, OpOutcome};
 use crate::{Result, StoreError};
@@ -29,24 +34,34 @@ pub(crate) type Reply = oneshot::Sender<Result<Vec<OpResult>>>;
 pub(crate) type Answers = Vec<(Reply, Vec<OpResult>)>;
 
 pub(crate) struct Syncer {
-    tx: mpsc::Sender<Answers>,
+    tx: mpsc::Sender<(u64, Answers)>,
     failed: Arc<AtomicBool>,
+    /// Batches submitted so far (the writer thread's count).
+    submitted: u64,
+    /// The last batch synced and answered (the fsync thread's count), with its waiters.
+    synced: Arc<(parking_lot::Mutex<u64>, parking_lot::Condvar)>,
 }
 
 impl Syncer {
     /// Starts the thread for the database whose WAL is `wal`. The file must exist and stay: the
     /// writer connection holds it open, so SQLite never deletes it while the writer runs.
     pub fn start(wal: PathBuf) -> Result<Syncer> {
-        let (tx, rx) = mpsc::channel::<Answers>();
+        let (tx, rx) = mpsc::channel::<(u64, Answers)>();
         let failed = Arc::new(AtomicBool::new(false));
-        let flag = failed.clone();
+        let synced = Arc::new((parking_lot::Mutex::new(0), parking_lot::Condvar::new()));
+        let (flag, progress) = (failed.clone(), synced.clone());
         std::thread::Builder::new()
             .name("sqlite-fsync".into())
-            .spawn(move || run(&wal, &rx, &flag))
+            .spawn(move || run(&wal, &rx, &flag, &progress))
             .map_err(|e| {
                 StoreError::Config(format!("cannot start the SQLite fsync thread: {e}"))
             })?;
-        Ok(Syncer { tx, failed })
+        Ok(Syncer {
+            tx,
+            failed,
+            submitted: 0,
+            synced,
+        })
     }
 
     /// Whether an `fdatasync` failed: what reached the disk is unknown, so nothing more may be
@@ -56,9 +71,19 @@ impl Syncer {
     }
 
     /// Answers a committed batch once the WAL is on disk.
-    pub fn submit(&self, answers: Answers) {
-        if let Err(mpsc::SendError(answers)) = self.tx.send(answers) {
-            refuse(answers, "the fsync thread stopped");
+    pub fn submit(&mut self, answers: Answers) {
+        match self.tx.send((self.submitted + 1, answers)) {
+            Ok(()) => self.submitted += 1,
+            Err(mpsc::SendError((_, answers))) => refuse(answers, "the fsync thread stopped"),
+        }
+    }
+
+    /// Returns once every batch submitted so far is synced (or refused) and answered.
+    pub fn wait_synced(&self) {
+        let (done, cv) = &*self.synced;
+        let mut done = done.lock();
+        while *done < self.submitted {
+            cv.wait(&mut done);
         }
     }
 }
@@ -69,7 +94,12 @@ fn refuse(answers: Answers, why: &str) {
     }
 }
 
-fn run(wal_path: &Path, rx: &mpsc::Receiver<Answers>, failed: &AtomicBool) {
+fn run(
+    wal_path: &Path,
+    rx: &mpsc::Receiver<(u64, Answers)>,
+    failed: &AtomicBool,
+    synced: &(parking_lot::Mutex<u64>, parking_lot::Condvar),
+) {
     let mut wal: Option<File> = None;
     while let Ok(first) = rx.recv() {
         let mut batches = vec![first];
@@ -85,7 +115,9 @@ fn run(wal_path: &Path, rx: &mpsc::Receiver<Answers>, failed: &AtomicBool) {
         // Once a sync failed, no later batch is acknowledged either: Linux may report a lost
         // write-back only once, so a later successful fdatasync proves nothing.
         let ok = !failed.load(Ordering::Acquire);
-        for answers in batches {
+        let mut last = 0;
+        for (n, answers) in batches {
+            last = n;
             if !ok {
                 refuse(answers, "an fdatasync failed; restart the server");
                 continue;
@@ -94,6 +126,8 @@ fn run(wal_path: &Path, rx: &mpsc::Receiver<Answers>, failed: &AtomicBool) {
                 let _ = reply.send(Ok(results));
             }
         }
+        *synced.0.lock() = last;
+        synced.1.notify_all();
     }
 }
 
@@ -140,7 +174,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wal = dir.path().join("db-wal");
         std::fs::write(&wal, b"frames").unwrap();
-        let s = Syncer::start(wal).unwrap();
+        let mut s = Syncer::start(wal).unwrap();
         let (answers, rxs) = batch(3);
         s.submit(answers);
         for (i, rx) in rxs.into_iter().enumerate() {
@@ -156,7 +190,7 @@ mod tests {
     fn a_failed_sync_refuses_the_batch_and_everything_after() {
         let dir = tempfile::tempdir().unwrap();
         // No WAL where the writer said it would be: the sync fails, nothing is acknowledged.
-        let s = Syncer::start(dir.path().join("missing-wal")).unwrap();
+        let mut s = Syncer::start(dir.path().join("missing-wal")).unwrap();
         let (answers, rxs) = batch(2);
         s.submit(answers);
         for rx in rxs {
@@ -173,5 +207,25 @@ mod tests {
             .blocking_recv()
             .unwrap()
             .is_err());
+        s.wait_synced();
+    }
+
+    #[test]
+    fn wait_synced_returns_once_every_submitted_batch_is_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("db-wal");
+        std::fs::write(&wal, b"frames").unwrap();
+        let mut s = Syncer::start(wal).unwrap();
+        s.wait_synced(); // nothing submitted: returns at once
+        let mut rxs = Vec::new();
+        for _ in 0..20 {
+            let (answers, r) = batch(2);
+            s.submit(answers);
+            rxs.extend(r);
+        }
+        s.wait_synced();
+        for mut rx in rxs {
+            assert!(matches!(rx.try_recv(), Ok(Ok(_))));
+        }
     }
 }
