@@ -71,6 +71,33 @@ fn audit_only(ops: &[WriteOp]) -> bool {
     ops.iter().all(|o| matches!(o, WriteOp::Audit(_)))
 }
 
+/// `first` and the requests queued behind it of the same kind (audit entries only, or not), up to
+/// `max` operations; the first message of another kind is left in `stash`, to be handled next.
+fn gather(
+    rx: &mpsc::Receiver<Msg>,
+    first: (Vec<WriteOp>, Reply),
+    max: usize,
+    stash: &mut Option<Msg>,
+) -> Vec<(Vec<WriteOp>, Reply)> {
+    let audit = audit_only(&first.0);
+    let mut n = first.0.len();
+    let mut group = vec![first];
+    while n < max {
+        match rx.try_recv() {
+            Ok(Msg::Apply(ops, reply)) if audit_only(&ops) == audit => {
+                n += ops.len();
+                group.push((ops, reply));
+            }
+            Ok(other) => {
+                *stash = Some(other);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    group
+}
+
 enum IndexMsg {
     Records(Vec<JournalRecord>, Pos),
     Sync(Done),
@@ -214,40 +241,12 @@ impl SqliteWriter {
                                 // Requests hand their entries straight to this thread (the committer
                                 // does not batch them): everything queued by now shares one journal
                                 // write and fsync.
-                                let mut group = vec![(ops, reply)];
-                                let mut n = group[0].0.len();
-                                while n < MAX_AUDIT_GROUP {
-                                    match rx.try_recv() {
-                                        Ok(Msg::Apply(ops, reply)) if audit_only(&ops) => {
-                                            n += ops.len();
-                                            group.push((ops, reply));
-                                        }
-                                        Ok(other) => {
-                                            stash = Some(other);
-                                            break;
-                                        }
-                                        Err(_) => break,
-                                    }
-                                }
+                                let group = gather(&rx, (ops, reply), MAX_AUDIT_GROUP, &mut stash);
                                 w.journal_batch(group);
                                 continue;
                             }
                             // Mutations queued behind this one share its transaction and fsync.
-                            let mut group = vec![(ops, reply)];
-                            let mut n = group[0].0.len();
-                            while n < MAX_WRITE_GROUP {
-                                match rx.try_recv() {
-                                    Ok(Msg::Apply(ops, reply)) if !audit_only(&ops) => {
-                                        n += ops.len();
-                                        group.push((ops, reply));
-                                    }
-                                    Ok(other) => {
-                                        stash = Some(other);
-                                        break;
-                                    }
-                                    Err(_) => break,
-                                }
-                            }
+                            let group = gather(&rx, (ops, reply), MAX_WRITE_GROUP, &mut stash);
                             w.apply_group(group);
                         }
                         Msg::Sync(done) => {
