@@ -14,7 +14,10 @@
 //! when first needed) and assigns each entry its sequence number and hash, in order.
 //! - A batch holding mutations runs in one transaction; the entries of its operations (and any
 //!   standalone audit entries of the batch) are inserted into `audit_log` inside it, so a write commits
-//!   atomically with its audit entry.
+//!   atomically with its audit entry. Each operation runs in a savepoint of its own, so a failing one
+//!   fails alone — except secret writes, which refuse before they change anything: they go without
+//!   (a savepoint copies every page it changes that the batch changed before), and if one fails
+//!   halfway the batch is rolled back and run again with a savepoint around everything.
 //! - A batch of standalone audit entries only (reads, lists, refusals…) is appended to the audit journal
 //!   (audit_journal.rs): one `write` + `fdatasync`, no b-tree work. The indexer thread then moves
 //!   journaled entries into `audit_log` in large transactions. Audit queries call
@@ -742,8 +745,7 @@ impl Writer {
                 "the audit journal failed; restart the server".into(),
             ));
         }
-        let before = self.heads.clone();
-        let result = apply_tx(&mut self.conn, ops, &mut self.heads);
+        let result = apply_batch(&mut self.conn, ops, &mut self.heads);
         let cache = &self.cache;
         match &result {
             Ok(results) => {
@@ -773,9 +775,8 @@ impl Writer {
                 }));
             }
             Err(_) => {
-                // Nothing committed: the heads go back, and forgetting every cached secret is cheap
-                // insurance.
-                self.heads = before;
+                // Nothing committed (and the heads went back): forgetting every cached secret is
+                // cheap insurance.
                 cache.clear();
             }
         }
@@ -811,11 +812,57 @@ struct AuditState<'a> {
     access: HashMap<(String, String, i64), (i64, i64)>,
 }
 
-fn apply_tx(
+/// Which operations of a batch run inside a savepoint of their own.
+#[derive(Clone, Copy, PartialEq)]
+enum Guard {
+    /// Every operation but [`unguarded`] ones. A savepoint costs a copy of every page it changes
+    /// that the batch changed before (~10% of a write's time at 16 connections), so the hot write
+    /// goes without.
+    Needed,
+    /// Every operation: the fallback once an unguarded one failed halfway.
+    Every,
+}
+
+/// Operations that refuse (conflict, soft-deleted) before they change anything, so that without a
+/// savepoint only a database error halfway through needs one — and then the batch runs again with
+/// [`Guard::Every`].
+fn unguarded(op: &WriteOp) -> bool {
+    matches!(op, WriteOp::PutSecret(_))
+}
+
+/// Applies a batch in one transaction; on error nothing is committed and `heads` are as before.
+fn apply_batch(
     conn: &mut Connection,
     ops: &[WriteOp],
     heads: &mut HashMap<String, Head>,
 ) -> Result<Vec<OpResult>> {
+    let before = heads.clone();
+    let result = match apply_tx(conn, ops, heads, Guard::Needed) {
+        Ok(Some(results)) => Ok(results),
+        // An unguarded write failed halfway and the transaction was rolled back: run the batch
+        // again with a savepoint around every operation, so only that one fails.
+        Ok(None) => {
+            heads.clone_from(&before);
+            apply_tx(conn, ops, heads, Guard::Every).and_then(|r| {
+                r.ok_or_else(|| StoreError::Config("a guarded batch asked to be run again".into()))
+            })
+        }
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        *heads = before;
+    }
+    result
+}
+
+/// Applies a batch in one transaction. `Ok(None)`: an unguarded operation failed after it changed
+/// something; nothing was committed, and the caller runs the batch again with [`Guard::Every`].
+fn apply_tx(
+    conn: &mut Connection,
+    ops: &[WriteOp],
+    heads: &mut HashMap<String, Head>,
+    guard: Guard,
+) -> Result<Option<Vec<OpResult>>> {
     let started = std::time::Instant::now();
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut audit = AuditState {
@@ -828,6 +875,17 @@ fn apply_tx(
         if let WriteOp::Audit(entries) = op {
             append_audit(&tx, entries, None, &mut audit)?;
             results.push(Ok(OpOutcome::Audited));
+            continue;
+        }
+        if guard == Guard::Needed && unguarded(op) {
+            let outcome = match apply_one(&tx, op) {
+                Ok(Ok(o)) => Ok(o),
+                Ok(Err(e @ (OpError::Conflict { .. } | OpError::SoftDeleted { .. }))) => Err(e),
+                // Dropping the transaction rolls it back.
+                Ok(Err(_)) | Err(_) => return Ok(None),
+            };
+            append_audit(&tx, op.audit_entries(), outcome.as_ref().err(), &mut audit)?;
+            results.push(outcome);
             continue;
         }
         let sp = tx.savepoint()?;
@@ -878,7 +936,7 @@ fn apply_tx(
         total_micros = started.elapsed().as_micros() as u64,
         "sqlite writer committed"
     );
-    Ok(results)
+    Ok(Some(results))
 }
 
 /// Appends entries to each tenant's hash chain, as `impl_store!`'s `append_audit` does.
@@ -1053,20 +1111,28 @@ fn count_versions(c: &Connection, tenant: &str, path: &str) -> rusqlite::Result<
 }
 
 fn put_secret(c: &Connection, p: &PutSecret) -> rusqlite::Result<OpResult> {
+    // Every refusal comes before the first change (see `unguarded`).
     let mut existing = lock_secret(c, &p.tenant_id, &p.path)?;
+    let mut expired = false;
     if let Some(s) = existing.as_ref().filter(|s| s.deleted_at.is_some()) {
         if s.recoverable_until.is_some_and(|u| u > p.now) {
             return Ok(Err(OpError::SoftDeleted {
                 recoverable_until: s.recoverable_until,
             }));
         }
+        expired = true;
+    }
+    let current = match &existing {
+        Some(s) if !expired => s.current_version,
+        _ => 0,
+    };
+    if current != p.expected_version {
+        return Ok(Err(OpError::Conflict { current }));
+    }
+    if expired {
         // Retention is over: the old secret is purged and this write starts it afresh.
         purge(c, &p.tenant_id, &p.path)?;
         existing = None;
-    }
-    let current = existing.as_ref().map_or(0, |s| s.current_version);
-    if current != p.expected_version {
-        return Ok(Err(OpError::Conflict { current }));
     }
     let version = current + 1;
     c.prepare_cached(
@@ -1395,6 +1461,153 @@ fn apply_one(c: &Connection, op: &WriteOp) -> rusqlite::Result<OpResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scaivault_crypto::SealedValue;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A connection to a fresh database with every SQLite migration applied.
+    fn migrated(dir: &Path) -> Connection {
+        let file = dir.join("db");
+        std::fs::File::create(&file).unwrap();
+        let conn = open_conn(&file, 2_000, Durability::Full).unwrap();
+        let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+        let mut files: Vec<_> = std::fs::read_dir(migrations)
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files {
+            conn.execute_batch(&std::fs::read_to_string(f).unwrap())
+                .unwrap();
+        }
+        conn
+    }
+
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+    fn put(path: &str, expected_version: i64) -> WriteOp {
+        WriteOp::PutSecret(Box::new(PutSecret {
+            tenant_id: "t".into(),
+            path: path.into(),
+            expected_version,
+            secret_type: "generic".into(),
+            metadata: None,
+            max_versions: None,
+            expires_at: None,
+            rotation_policy_id: None,
+            sealed: SealedValue {
+                wrapped_dek: vec![1; 40],
+                ciphertext: vec![2; 60],
+            },
+            by: "u".into(),
+            now: 1_000,
+            audit: vec![AuditEntry {
+                id: format!("log_{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+                tenant_id: "t".into(),
+                timestamp: 1_000,
+                action: "write".into(),
+                identity_type: "user".into(),
+                identity_id: "u".into(),
+                secret_path: Some(path.into()),
+                source_ip: None,
+                user_agent: None,
+                success: true,
+                status: 200,
+                error_code: None,
+                duration_ms: 0,
+                request_id: "r".into(),
+                extra_data: "{}".into(),
+            }],
+        }))
+    }
+
+    fn column(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut st = conn.prepare(sql).unwrap();
+        let rows = st.query_map([], |r| r.get::<_, String>(0)).unwrap();
+        rows.map(|r| r.unwrap()).collect()
+    }
+
+    /// Writes run without a savepoint of their own; one that fails halfway (here a trigger refuses
+    /// its history row, after its version and secret rows were written) makes the batch run again
+    /// guarded, so it alone fails, leaves nothing behind, and the audit chain has no gap.
+    #[test]
+    fn a_write_failing_halfway_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = migrated(dir.path());
+        conn.execute_batch(
+            "CREATE TRIGGER refuse AFTER INSERT ON secret_history WHEN NEW.path = 'bad' \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+        )
+        .unwrap();
+        let mut heads = HashMap::new();
+        let ops = [put("a", 0), put("bad", 0), put("c", 0)];
+        let results = apply_batch(&mut conn, &ops, &mut heads).unwrap();
+        assert!(matches!(results[0], Ok(OpOutcome::Put { version: 1, .. })));
+        assert!(
+            matches!(results[1], Err(OpError::Store(_))),
+            "{:?}",
+            results[1]
+        );
+        assert!(matches!(results[2], Ok(OpOutcome::Put { version: 1, .. })));
+        for table in ["secrets", "secret_versions", "secret_history"] {
+            assert_eq!(
+                column(&conn, &format!("SELECT path FROM {table} ORDER BY path")),
+                ["a", "c"],
+                "{table}"
+            );
+        }
+        // One entry per operation, the refused one marked failed, chained 1, 2, 3.
+        assert_eq!(
+            column(
+                &conn,
+                "SELECT seq || ':' || secret_path || ':' || success FROM audit_log ORDER BY seq"
+            ),
+            ["1:a:1", "2:bad:0", "3:c:1"]
+        );
+        assert_eq!(heads["t"].0, 3);
+    }
+
+    /// A refused write (version conflict, soft-deleted secret) changes nothing, guarded or not, and
+    /// the batch around it commits.
+    #[test]
+    fn a_refused_write_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = migrated(dir.path());
+        let mut heads = HashMap::new();
+        apply_batch(&mut conn, &[put("gone", 0)], &mut heads).unwrap();
+        // Deleted, recoverable until after the writes below: a write is refused.
+        conn.execute(
+            "UPDATE secrets SET deleted_at = 1, deleted_by = 'u', recoverable_until = 5000",
+            [],
+        )
+        .unwrap();
+        let ops = [put("x", 0), put("y", 3), put("gone", 1), put("z", 0)];
+        let results = apply_batch(&mut conn, &ops, &mut heads).unwrap();
+        assert!(matches!(results[1], Err(OpError::Conflict { current: 0 })));
+        assert!(matches!(results[2], Err(OpError::SoftDeleted { .. })));
+        assert_eq!(
+            column(&conn, "SELECT path FROM secret_versions ORDER BY path"),
+            ["gone", "x", "z"]
+        );
+        // Once retention is over, a write expecting the old version conflicts and purges nothing;
+        // one expecting 0 starts the secret afresh.
+        conn.execute("UPDATE secrets SET recoverable_until = 1", [])
+            .unwrap();
+        let results = apply_batch(&mut conn, &[put("gone", 1)], &mut heads).unwrap();
+        assert!(matches!(results[0], Err(OpError::Conflict { current: 0 })));
+        assert_eq!(
+            column(&conn, "SELECT path FROM secret_history WHERE path = 'gone'"),
+            ["gone"]
+        );
+        let results = apply_batch(&mut conn, &[put("gone", 0)], &mut heads).unwrap();
+        assert!(matches!(
+            results[0],
+            Ok(OpOutcome::Put {
+                version: 1,
+                created: true,
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn backlog_waits_past_its_bound_until_the_indexer_drains_it() {
