@@ -816,8 +816,8 @@ struct AuditState<'a> {
 #[derive(Clone, Copy, PartialEq)]
 enum Guard {
     /// Every operation but [`unguarded`] ones. A savepoint costs a copy of every page it changes
-    /// that the batch changed before (~10% of a write's time at 16 connections), so the hot write
-    /// goes without.
+    /// that the batch changed before (~7% of the writer thread's time at 16 connections), so the
+    /// hot write goes without.
     Needed,
     /// Every operation: the fallback once an unguarded one failed halfway.
     Every,
