@@ -479,6 +479,28 @@ pub fn recover(c: &mut Connection, dir: &Path) -> Result<(u64, usize)> {
     Ok((next, replayed))
 }
 
+/// A successful entry of tenant `t` by user `u`, for tests across the crate.
+#[cfg(test)]
+pub(crate) fn test_entry(id: String, timestamp: i64, action: &str, path: &str) -> AuditEntry {
+    AuditEntry {
+        id,
+        tenant_id: "t".into(),
+        timestamp,
+        action: action.into(),
+        identity_type: "user".into(),
+        identity_id: "u".into(),
+        secret_path: Some(path.into()),
+        source_ip: None,
+        user_agent: None,
+        success: true,
+        status: 200,
+        error_code: None,
+        duration_ms: 0,
+        request_id: "r".into(),
+        extra_data: "{}".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,23 +509,7 @@ mod tests {
         JournalRecord {
             seq,
             hash: vec![seq as u8; 32],
-            entry: AuditEntry {
-                id: format!("log_{seq}"),
-                tenant_id: "t".into(),
-                timestamp: 1,
-                action: "read".into(),
-                identity_type: "user".into(),
-                identity_id: "u".into(),
-                secret_path: Some("a/b".into()),
-                source_ip: None,
-                user_agent: None,
-                success: true,
-                status: 200,
-                error_code: None,
-                duration_ms: 0,
-                request_id: "r".into(),
-                extra_data: "{}".into(),
-            },
+            entry: test_entry(format!("log_{seq}"), 1, "read", "a/b"),
         }
     }
 

@@ -1500,23 +1500,12 @@ mod tests {
             },
             by: "u".into(),
             now: 1_000,
-            audit: vec![AuditEntry {
-                id: format!("log_{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)),
-                tenant_id: "t".into(),
-                timestamp: 1_000,
-                action: "write".into(),
-                identity_type: "user".into(),
-                identity_id: "u".into(),
-                secret_path: Some(path.into()),
-                source_ip: None,
-                user_agent: None,
-                success: true,
-                status: 200,
-                error_code: None,
-                duration_ms: 0,
-                request_id: "r".into(),
-                extra_data: "{}".into(),
-            }],
+            audit: vec![audit_journal::test_entry(
+                format!("log_{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+                1_000,
+                "write",
+                path,
+            )],
         }))
     }
 

@@ -169,12 +169,17 @@ mod tests {
             .unzip()
     }
 
+    /// A syncer for a WAL that exists in `dir`.
+    fn started(dir: &Path) -> Syncer {
+        let wal = dir.join("db-wal");
+        std::fs::write(&wal, b"frames").unwrap();
+        Syncer::start(wal).unwrap()
+    }
+
     #[test]
     fn answers_each_request_with_its_results_once_synced() {
         let dir = tempfile::tempdir().unwrap();
-        let wal = dir.path().join("db-wal");
-        std::fs::write(&wal, b"frames").unwrap();
-        let mut s = Syncer::start(wal).unwrap();
+        let mut s = started(dir.path());
         let (answers, rxs) = batch(3);
         s.submit(answers);
         for (i, rx) in rxs.into_iter().enumerate() {
@@ -213,9 +218,7 @@ mod tests {
     #[test]
     fn wait_synced_returns_once_every_submitted_batch_is_answered() {
         let dir = tempfile::tempdir().unwrap();
-        let wal = dir.path().join("db-wal");
-        std::fs::write(&wal, b"frames").unwrap();
-        let mut s = Syncer::start(wal).unwrap();
+        let mut s = started(dir.path());
         s.wait_synced(); // nothing submitted: returns at once
         let mut rxs = Vec::new();
         for _ in 0..20 {
