@@ -4,6 +4,7 @@
 
 use crate::model::*;
 use crate::ops::{OpError, OpOutcome, PutSecret, UpdateMetadata, WriteOp};
+use crate::syncer::OpResult;
 use crate::{Result, Store};
 use async_trait::async_trait;
 use scaivault_core::audit::{AuditEntry, GENESIS};
@@ -167,8 +168,12 @@ macro_rules! impl_store {
             pub(crate) read: sqlx::Pool<$db>,
             pub(crate) write: sqlx::Pool<$db>,
             /// Audit chain heads as last committed, when this process is the database's only writer
-            /// (SQLite). PostgreSQL nodes share the database and lock the head row instead.
+            /// (SQLite). PostgreSQL nodes share the database: they lock the head row, or move it only
+            /// from the head they chained from (`head_hints`).
             heads: Option<parking_lot::Mutex<HashMap<String, Head>>>,
+            /// PostgreSQL: each tenant's chain head as this node last committed it. Only a hint: another
+            /// node may have moved the head since, which [`PgStore::commit_audit_only`] detects.
+            head_hints: parking_lot::Mutex<HashMap<String, Head>>,
             /// SQLite only: the writer thread and the secret cache (see sqlite_writer.rs).
             fast: Option<crate::sqlite_writer::SqliteWriter>,
         }
@@ -1043,8 +1048,8 @@ macro_rules! impl_store {
             }
 
             fn pool_stats(&self) -> (u32, u32) {
-                let size = self.read.size() + if $backend == "sqlite" { self.write.size() } else { 0 };
-                let idle = self.read.num_idle() + if $backend == "sqlite" { self.write.num_idle() } else { 0 };
+                let size = self.read.size() + self.write.size();
+                let idle = self.read.num_idle() + self.write.num_idle();
                 (size, u32::try_from(idle).unwrap_or(u32::MAX))
             }
 
@@ -1594,6 +1599,9 @@ macro_rules! impl_store {
                     }
                     _parked = Some(fast.exclusive().await?);
                 }
+                if let Some(results) = self.commit_audit_only(&ops).await? {
+                    return Ok(results);
+                }
                 let mut tx = self.write.begin().await?;
                 // Heads are filled from the cache (SQLite) or the database as tenants come up.
                 let mut batch = AuditBatch::default();
@@ -1668,6 +1676,9 @@ macro_rules! impl_store {
                 tx.commit().await?;
                 if let Some(fast) = &self.fast {
                     fast.cache().clear();
+                }
+                if $backend == "postgres" {
+                    self.head_hints.lock().extend(heads.iter().map(|(t, h)| (t.clone(), h.clone())));
                 }
                 if let Some(cache) = &self.heads {
                     cache.lock().extend(heads);
@@ -2078,6 +2089,7 @@ impl SqliteStore {
             heads: fast
                 .is_none()
                 .then(|| parking_lot::Mutex::new(HashMap::new())),
+            head_hints: parking_lot::Mutex::new(HashMap::new()),
             fast,
         })
     }
@@ -2086,18 +2098,205 @@ impl SqliteStore {
 impl PgStore {
     pub async fn connect(url: &str) -> Result<PgStore> {
         use sqlx::postgres::PgPoolOptions;
-        let pool = PgPoolOptions::new()
+        // Commits get connections of their own: the committer is serial, so a commit waiting for a
+        // connection behind a burst of reads would hold up every request in its batch.
+        let write = PgPoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&write).await?;
+        let read = PgPoolOptions::new()
             .max_connections(16)
             .min_connections(2)
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(PgStore {
-            read: pool.clone(),
-            write: pool,
+            read,
+            write,
             heads: None,
+            head_hints: parking_lot::Mutex::new(HashMap::new()),
             fast: None,
         })
+    }
+
+    /// Commits a batch of audit entries of one tenant, and nothing else, in one statement (one round
+    /// trip, its own transaction): the rows, the daily read counters and the tenant's new chain head,
+    /// which moves only from the head the entries were chained from. The locking way (`BEGIN`, the
+    /// head `FOR UPDATE`, three inserts, `COMMIT`) costs six round trips, and the committer waits for
+    /// each batch before taking the next. `None` when the batch is not such a batch, or another node
+    /// moved the head since this one last committed (nothing was written then): the caller commits it
+    /// the locking way.
+    async fn commit_audit_only(&self, ops: &[WriteOp]) -> Result<Option<Vec<OpResult>>> {
+        let mut entries = ops.iter().map(|op| match op {
+            WriteOp::Audit(entries) => Some(entries.as_slice()),
+            _ => None,
+        });
+        let Some(tenant) = ops
+            .first()
+            .and_then(|op| op.audit_entries().first())
+            .map(|e| &e.tenant_id)
+        else {
+            return Ok(None);
+        };
+        let mut n = 0;
+        let one_tenant_audit = entries.all(|e| {
+            e.is_some_and(|e| {
+                n += e.len();
+                e.iter().all(|e| &e.tenant_id == tenant)
+            })
+        });
+        if !one_tenant_audit || n > MAX_ONE_STATEMENT_AUDIT {
+            return Ok(None);
+        }
+        let from = self.head_hints.lock().get(tenant).cloned();
+        let Some(from) = from else {
+            return Ok(None);
+        };
+        let mut batch = AuditBatch::default();
+        batch.heads.insert(tenant.clone(), from.clone());
+        let mut conn = self.write.acquire().await?;
+        for op in ops {
+            // Heads come from `batch`, so this queries nothing.
+            Self::append_audit(&mut conn, op.audit_entries(), None, &mut batch, None).await?;
+        }
+        let AuditBatch {
+            heads,
+            rows,
+            access,
+        } = batch;
+        // One head moved, the tenant's (a tenant id that sanitizing changed would chain elsewhere).
+        let (Some(to), 1) = (heads.get(tenant), heads.len()) else {
+            return Ok(None);
+        };
+        let mut cols = AuditColumns::default();
+        for (e, seq, hash) in rows {
+            cols.push(e, seq, hash);
+        }
+        let (mut a_tenant, mut a_path, mut a_day, mut a_reads, mut a_last) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((t, p, day), (reads, last)) in access {
+            a_tenant.push(t);
+            a_path.push(p);
+            a_day.push(day);
+            a_reads.push(reads);
+            a_last.push(last);
+        }
+        let moved: bool = sqlx::query_scalar(AUDIT_ONLY_COMMIT)
+            .bind(tenant)
+            .bind(from.0)
+            .bind(&from.1)
+            .bind(to.0)
+            .bind(&to.1)
+            .bind(cols.id)
+            .bind(cols.tenant_id)
+            .bind(cols.ts)
+            .bind(cols.action)
+            .bind(cols.identity_type)
+            .bind(cols.identity_id)
+            .bind(cols.secret_path)
+            .bind(cols.source_ip)
+            .bind(cols.user_agent)
+            .bind(cols.success)
+            .bind(cols.status)
+            .bind(cols.error_code)
+            .bind(cols.duration_ms)
+            .bind(cols.request_id)
+            .bind(cols.extra_data)
+            .bind(cols.seq)
+            .bind(cols.hash)
+            .bind(a_tenant)
+            .bind(a_path)
+            .bind(a_day)
+            .bind(a_reads)
+            .bind(a_last)
+            .fetch_one(&mut *conn)
+            .await?;
+        let mut hints = self.head_hints.lock();
+        if !moved {
+            hints.remove(tenant);
+            return Ok(None);
+        }
+        hints.insert(tenant.clone(), to.clone());
+        Ok(Some(ops.iter().map(|_| Ok(OpOutcome::Audited)).collect()))
+    }
+}
+
+/// Entries [`PgStore::commit_audit_only`] takes in one statement (17 arrays of this many).
+const MAX_ONE_STATEMENT_AUDIT: usize = 4096;
+
+/// `$1`–`$5`: the tenant, the head the rows were chained from and the head they end at; `$6`–`$22`:
+/// the rows, a column each; `$23`–`$27`: the daily read counters. Nothing is written unless the head
+/// was still the one chained from; the statement answers whether it was.
+const AUDIT_ONLY_COMMIT: &str = "WITH moved AS (
+    UPDATE audit_heads SET seq = $4, hash = $5 WHERE tenant_id = $1 AND seq = $2 AND hash = $3
+    RETURNING 1
+), logged AS (
+    INSERT INTO audit_log (id, tenant_id, ts, action, identity_type, identity_id, secret_path, source_ip,
+        user_agent, success, status, error_code, duration_ms, request_id, extra_data, seq, hash)
+    SELECT * FROM UNNEST($6::text[], $7::text[], $8::int8[], $9::text[], $10::text[], $11::text[],
+        $12::text[], $13::text[], $14::text[], $15::bool[], $16::int8[], $17::text[], $18::int8[],
+        $19::text[], $20::text[], $21::int8[], $22::bytea[])
+    WHERE EXISTS (SELECT 1 FROM moved)
+), counted AS (
+    INSERT INTO secret_access_daily (tenant_id, path, day, reads, last_at)
+    SELECT * FROM UNNEST($23::text[], $24::text[], $25::int8[], $26::int8[], $27::int8[])
+    WHERE EXISTS (SELECT 1 FROM moved)
+    ON CONFLICT (tenant_id, path, day) DO UPDATE SET reads = secret_access_daily.reads + excluded.reads,
+        last_at = GREATEST(secret_access_daily.last_at, excluded.last_at)
+)
+SELECT EXISTS (SELECT 1 FROM moved)";
+
+/// Audit rows as one array per column, for `UNNEST`.
+#[derive(Default)]
+struct AuditColumns {
+    id: Vec<String>,
+    tenant_id: Vec<String>,
+    ts: Vec<i64>,
+    action: Vec<String>,
+    identity_type: Vec<String>,
+    identity_id: Vec<String>,
+    secret_path: Vec<Option<String>>,
+    source_ip: Vec<Option<String>>,
+    user_agent: Vec<Option<String>>,
+    success: Vec<bool>,
+    status: Vec<i64>,
+    error_code: Vec<Option<String>>,
+    duration_ms: Vec<i64>,
+    request_id: Vec<String>,
+    extra_data: Vec<String>,
+    seq: Vec<i64>,
+    hash: Vec<Vec<u8>>,
+}
+
+impl AuditColumns {
+    fn push(&mut self, e: AuditEntry, seq: i64, hash: [u8; 32]) {
+        self.id.push(e.id);
+        self.tenant_id.push(e.tenant_id);
+        self.ts.push(e.timestamp);
+        self.action.push(e.action);
+        self.identity_type.push(e.identity_type);
+        self.identity_id.push(e.identity_id);
+        self.secret_path.push(e.secret_path);
+        self.source_ip.push(e.source_ip);
+        self.user_agent.push(e.user_agent);
+        self.success.push(e.success);
+        self.status.push(i64::from(e.status));
+        self.error_code.push(e.error_code);
+        self.duration_ms.push(e.duration_ms);
+        self.request_id.push(e.request_id);
+        self.extra_data.push(e.extra_data);
+        self.seq.push(seq);
+        self.hash.push(hash.to_vec());
+    }
+}
+
+impl SqliteStore {
+    /// SQLite commits audit-only batches through its writer thread (sqlite_writer.rs), or, without
+    /// one (an in-memory database), the locking way: it is the database's only writer.
+    async fn commit_audit_only(&self, _ops: &[WriteOp]) -> Result<Option<Vec<OpResult>>> {
+        Ok(None)
     }
 }
