@@ -2098,21 +2098,18 @@ impl SqliteStore {
 impl PgStore {
     pub async fn connect(url: &str) -> Result<PgStore> {
         use sqlx::postgres::PgPoolOptions;
+        let pool = |max, min| {
+            PgPoolOptions::new()
+                .max_connections(max)
+                .min_connections(min)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+        };
         // Commits get connections of their own: the committer is serial, so a commit waiting for a
         // connection behind a burst of reads would hold up every request in its batch.
-        let write = PgPoolOptions::new()
-            .max_connections(4)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await?;
+        let write = pool(4, 1).await?;
         sqlx::migrate!("./migrations/postgres").run(&write).await?;
-        let read = PgPoolOptions::new()
-            .max_connections(16)
-            .min_connections(2)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await?;
+        let read = pool(16, 2).await?;
         Ok(PgStore {
             read,
             write,
