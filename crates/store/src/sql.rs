@@ -2127,10 +2127,6 @@ impl PgStore {
     /// moved the head since this one last committed (nothing was written then): the caller commits it
     /// the locking way.
     async fn commit_audit_only(&self, ops: &[WriteOp]) -> Result<Option<Vec<OpResult>>> {
-        let mut entries = ops.iter().map(|op| match op {
-            WriteOp::Audit(entries) => Some(entries.as_slice()),
-            _ => None,
-        });
         let Some(tenant) = ops
             .first()
             .and_then(|op| op.audit_entries().first())
@@ -2139,13 +2135,16 @@ impl PgStore {
             return Ok(None);
         };
         let mut n = 0;
-        let one_tenant_audit = entries.all(|e| {
-            e.is_some_and(|e| {
-                n += e.len();
-                e.iter().all(|e| &e.tenant_id == tenant)
-            })
-        });
-        if !one_tenant_audit || n > MAX_ONE_STATEMENT_AUDIT {
+        for op in ops {
+            let WriteOp::Audit(entries) = op else {
+                return Ok(None);
+            };
+            if entries.iter().any(|e| &e.tenant_id != tenant) {
+                return Ok(None);
+            }
+            n += entries.len();
+        }
+        if n > MAX_ONE_STATEMENT_AUDIT {
             return Ok(None);
         }
         let from = self.head_hints.lock().get(tenant).cloned();
