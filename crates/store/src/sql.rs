@@ -339,21 +339,32 @@ macro_rules! impl_store {
                 c: &mut <$db as sqlx::Database>::Connection,
                 p: &PutSecret,
             ) -> std::result::Result<std::result::Result<OpOutcome, OpError>, sqlx::Error> {
+                if p.expected_version > 0 {
+                    if let Some(done) = Self::put_in_place(c, p).await? {
+                        return Ok(Ok(done));
+                    }
+                }
+                // Every refusal comes before the first change: PostgreSQL applies secret writes without
+                // a savepoint of their own (see `apply`).
                 let mut existing = Self::lock_secret(c, &p.tenant_id, &p.path).await?;
+                let mut expired = false;
                 if let Some(s) = existing.as_ref().filter(|s| s.deleted_at.is_some()) {
                     if s.recoverable_until.is_some_and(|u| u > p.now) {
                         return Ok(Err(OpError::SoftDeleted { recoverable_until: s.recoverable_until }));
                     }
-                    // Retention is over: the old secret is purged and this write starts it afresh.
-                    Self::purge(c, &p.tenant_id, &p.path).await?;
-                    existing = None;
+                    expired = true;
                 }
                 let current = match &existing {
-                    Some(s) => s.current_version,
-                    None => 0,
+                    Some(s) if !expired => s.current_version,
+                    _ => 0,
                 };
                 if current != p.expected_version {
                     return Ok(Err(OpError::Conflict { current }));
+                }
+                if expired {
+                    // Retention is over: the old secret is purged and this write starts it afresh.
+                    Self::purge(c, &p.tenant_id, &p.path).await?;
+                    existing = None;
                 }
                 let version = current + 1;
                 sqlx::query(
@@ -1602,42 +1613,69 @@ macro_rules! impl_store {
                 if let Some(results) = self.commit_audit_only(&ops).await? {
                     return Ok(results);
                 }
-                let mut tx = self.write.begin().await?;
-                // Heads are filled from the cache (SQLite) or the database as tenants come up.
-                let mut batch = AuditBatch::default();
-                let mut results = Vec::with_capacity(ops.len());
-                for op in &ops {
-                    if let WriteOp::Audit(entries) = op {
-                        Self::append_audit(&mut *tx, entries, None, &mut batch, self.heads.as_ref()).await?;
-                        results.push(Ok(OpOutcome::Audited));
-                        continue;
+                // PostgreSQL: secret writes go without a savepoint of their own (two round trips each):
+                // `put_secret` refuses before its first change, and if one fails halfway (which aborts
+                // the transaction) the batch runs again with a savepoint around every operation, so
+                // that write alone fails.
+                let mut guarded = $backend != "postgres";
+                let (mut tx, batch, results) = loop {
+                    let mut tx = self.write.begin().await?;
+                    // Heads are filled from the cache (SQLite) or the database as tenants come up.
+                    let mut batch = AuditBatch::default();
+                    let mut results = Vec::with_capacity(ops.len());
+                    let mut failed_unguarded = false;
+                    for op in &ops {
+                        if let WriteOp::Audit(entries) = op {
+                            Self::append_audit(&mut *tx, entries, None, &mut batch, self.heads.as_ref()).await?;
+                            results.push(Ok(OpOutcome::Audited));
+                            continue;
+                        }
+                        let outcome = if !guarded && matches!(op, WriteOp::PutSecret(_)) {
+                            match Self::apply_one(&mut *tx, op).await {
+                                Ok(Err(OpError::Store(_))) | Err(_) => {
+                                    failed_unguarded = true;
+                                    break;
+                                }
+                                Ok(outcome) => outcome,
+                            }
+                        } else {
+                            let mut sp = tx.begin().await?;
+                            match Self::apply_one(&mut *sp, op).await {
+                                Ok(Ok(o)) => {
+                                    sp.commit().await?;
+                                    Ok(o)
+                                }
+                                Ok(Err(e)) => {
+                                    sp.rollback().await?;
+                                    Err(e)
+                                }
+                                Err(db) => {
+                                    sp.rollback().await?;
+                                    tracing::error!(site = "ST0001", error = %db, "store operation failed");
+                                    Err(OpError::Store(db.to_string()))
+                                }
+                            }
+                        };
+                        Self::append_audit(
+                            &mut *tx,
+                            op.audit_entries(),
+                            outcome.as_ref().err(),
+                            &mut batch,
+                            self.heads.as_ref(),
+                        )
+                        .await?;
+                        results.push(outcome);
                     }
-                    let mut sp = tx.begin().await?;
-                    let outcome = match Self::apply_one(&mut *sp, op).await {
-                        Ok(Ok(o)) => {
-                            sp.commit().await?;
-                            Ok(o)
-                        }
-                        Ok(Err(e)) => {
-                            sp.rollback().await?;
-                            Err(e)
-                        }
-                        Err(db) => {
-                            sp.rollback().await?;
-                            tracing::error!(site = "ST0001", error = %db, "store operation failed");
-                            Err(OpError::Store(db.to_string()))
-                        }
-                    };
-                    Self::append_audit(
-                        &mut *tx,
-                        op.audit_entries(),
-                        outcome.as_ref().err(),
-                        &mut batch,
-                        self.heads.as_ref(),
-                    )
-                    .await?;
-                    results.push(outcome);
-                }
+                    if !failed_unguarded {
+                        break (tx, batch, results);
+                    }
+                    tracing::warn!(
+                        site = "ST0005",
+                        "a secret write failed inside a batch; running the batch again with a savepoint around every operation"
+                    );
+                    tx.rollback().await?;
+                    guarded = true;
+                };
                 if ops.iter().zip(&results).any(|(op, r)| r.is_ok() && op.changes_auth()) {
                     sqlx::query("UPDATE auth_epoch SET epoch = epoch + 1 WHERE id = 1").execute(&mut *tx).await?;
                 }
@@ -2095,14 +2133,48 @@ impl SqliteStore {
     }
 }
 
+/// [`PgStore::put_in_place`]'s statement: the secret row moves on only from the version the writer
+/// saw and only while it is live; the version, its history row and the versions (with their history
+/// rows) falling out of the `max_versions` window hang off that update, so nothing else happens when
+/// it matches no row.
+static PUT_IN_PLACE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH u AS (\
+           UPDATE secrets SET secret_type = $3, current_version = $4, max_versions = COALESCE($5, max_versions), \
+             metadata = COALESCE($6, metadata), updated_at = $7, expires_at = $8, \
+             rotation_policy_id = COALESCE($9, rotation_policy_id), updated_by = $10 \
+           WHERE tenant_id = $1 AND path = $2 AND current_version = $4 - 1 AND deleted_at IS NULL \
+           RETURNING {SECRET_COLS}), \
+         v AS (\
+           INSERT INTO secret_versions (tenant_id, path, version, wrapped_dek, ciphertext, created_at, created_by) \
+           SELECT $1, $2, $4, $11, $12, $7, $10 FROM u), \
+         pruned AS (\
+           DELETE FROM secret_versions WHERE tenant_id = $1 AND path = $2 \
+             AND version <= $4 - (SELECT max_versions FROM u) \
+           RETURNING version), \
+         hist AS (SELECT COALESCE(MAX(seq), 0) AS seq FROM secret_history WHERE tenant_id = $1 AND path = $2), \
+         h AS (\
+           INSERT INTO secret_history (tenant_id, path, seq, action, version, identity_id, at) \
+           SELECT $1, $2, hist.seq + 1, 'write', $4, $10, $7 FROM hist, u \
+           UNION ALL \
+           SELECT $1, $2, hist.seq + 1 + row_number() OVER (ORDER BY pruned.version), 'prune', pruned.version, $10, $7 \
+           FROM hist, pruned) \
+         SELECT {SECRET_COLS} FROM u"
+    )
+});
+
 impl PgStore {
     pub async fn connect(url: &str) -> Result<PgStore> {
         use sqlx::postgres::PgPoolOptions;
+        // No ping before handing a connection out (sqlx's default): it is one more round trip in
+        // front of every query, and sqlx already pings each connection as it comes back to the
+        // pool, dropping it if it has died.
         let pool = |max, min| {
             PgPoolOptions::new()
                 .max_connections(max)
                 .min_connections(min)
                 .acquire_timeout(Duration::from_secs(10))
+                .test_before_acquire(false)
                 .connect(url)
         };
         // Commits get connections of their own: the committer is serial, so a commit waiting for a
@@ -2117,6 +2189,40 @@ impl PgStore {
             head_hints: parking_lot::Mutex::new(HashMap::new()),
             fast: None,
         })
+    }
+
+    /// A new version of a live secret at the version the writer saw: one round trip instead of the
+    /// eight of the general way (lock, version, row, history, prune, read back). `None` when the
+    /// secret is missing, deleted or at another version: nothing was written, and the general way
+    /// finds out which.
+    async fn put_in_place(
+        c: &mut sqlx::PgConnection,
+        p: &PutSecret,
+    ) -> std::result::Result<Option<OpOutcome>, sqlx::Error> {
+        let version = p.expected_version + 1;
+        let row = sqlx::query(&PUT_IN_PLACE)
+            .bind(&p.tenant_id)
+            .bind(&p.path)
+            .bind(&p.secret_type)
+            .bind(version)
+            .bind(p.max_versions)
+            .bind(&p.metadata)
+            .bind(p.now)
+            .bind(p.expires_at)
+            .bind(&p.rotation_policy_id)
+            .bind(&p.by)
+            .bind(&p.sealed.wrapped_dek)
+            .bind(&p.sealed.ciphertext)
+            .fetch_optional(&mut *c)
+            .await?;
+        row.map(|r| {
+            Ok(OpOutcome::Put {
+                version,
+                created: false,
+                secret: Self::secret_from_row(&r, 0)?,
+            })
+        })
+        .transpose()
     }
 
     /// Commits a batch of audit entries of one tenant, and nothing else, in one statement (one round
@@ -2290,6 +2396,15 @@ impl AuditColumns {
 }
 
 impl SqliteStore {
+    /// SQLite's writer thread has its own secret writes (sqlite_writer.rs); this way serves only
+    /// batches it leaves to sqlx, which take the general way.
+    async fn put_in_place(
+        _c: &mut sqlx::SqliteConnection,
+        _p: &PutSecret,
+    ) -> std::result::Result<Option<OpOutcome>, sqlx::Error> {
+        Ok(None)
+    }
+
     /// SQLite commits audit-only batches through its writer thread (sqlite_writer.rs), or, without
     /// one (an in-memory database), the locking way: it is the database's only writer.
     async fn commit_audit_only(&self, _ops: &[WriteOp]) -> Result<Option<Vec<OpResult>>> {

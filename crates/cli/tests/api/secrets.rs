@@ -396,6 +396,107 @@ async fn put_cas(backend: Backend) {
 
 // ---- read --------------------------------------------------------------------------------------
 
+/// Concurrent writes carrying the same `cas` land in one store batch or a few: exactly one of them
+/// wins, every other is refused without leaving a version or a history entry behind.
+async fn concurrent_cas_writes_one_wins(backend: Backend) {
+    let s = spawn(backend).await;
+    let p = "cas/race";
+    s.write_kv(p, json!({"v": "start"})).await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let (client, url) = (s.client(), s.url(&sp(p)));
+        let body = json!({"data": {"v": format!("w{i}")}, "options": {"cas": 1}});
+        set.spawn(async move {
+            let r = client.put(url).json(&body).send().await.expect("send");
+            (i, r.status().as_u16())
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(done) = set.join_next().await {
+        let (i, status) = done.expect("join");
+        match status {
+            200 => winners.push(i),
+            409 => {}
+            other => panic!("write w{i} answered {other}"),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one cas=1 write wins: {winners:?}"
+    );
+    let got = s.read(p).await;
+    assert_eq!(got["data"]["v"], format!("w{}", winners[0]), "{got}");
+    assert_eq!(got["version"], 2, "{got}");
+    let r = s.get(&sp(&format!("{p}/versions"))).await;
+    r.expect(200);
+    assert_eq!(r.body["versions"].as_array().map(Vec::len), Some(2), "{r}");
+    let writes = r.body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["action"] == "write")
+        .count();
+    assert_eq!(writes, 2, "refused writes leave no history: {r}");
+}
+
+/// PostgreSQL applies a batch's secret writes without a savepoint each. A write that fails inside
+/// the database (here a trigger refusing one path) aborts the transaction; the batch then runs again
+/// with a savepoint around every write, so that write alone fails and the writes batched with it land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_write_failing_halfway_fails_alone() {
+    let s = spawn(Backend::Postgres).await;
+    let bad = "halfway/bad";
+    let paths: Vec<String> = (0..16)
+        .map(|i| format!("halfway/ok{i:02}"))
+        .chain([bad.to_owned()])
+        .collect();
+    for p in &paths {
+        s.write_kv(p, json!({"v": "0"})).await;
+    }
+    let mut pg = crate::harness::pg_connection(&s).await;
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_bad() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF NEW.path = 'halfway/bad' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER refuse_bad BEFORE INSERT ON secret_versions \
+           FOR EACH ROW EXECUTE FUNCTION refuse_bad()",
+    )
+    .execute(&mut pg)
+    .await
+    .expect("install the trigger");
+    for round in 1..=5 {
+        let mut set = tokio::task::JoinSet::new();
+        for p in paths.iter().cloned() {
+            let (client, url) = (s.client(), s.url(&sp(&p)));
+            let body = json!({"data": {"v": round.to_string()}});
+            set.spawn(async move {
+                let r = client.put(url).json(&body).send().await.expect("send");
+                (p, r.status().as_u16())
+            });
+        }
+        while let Some(done) = set.join_next().await {
+            let (p, status) = done.expect("join");
+            let want = if p == bad { 503 } else { 200 };
+            assert_eq!(status, want, "round {round}: {p}");
+        }
+    }
+    for p in &paths[..16] {
+        let got = s.read(p).await;
+        assert_eq!(got["data"]["v"], "5", "{p}: {got}");
+        assert_eq!(got["version"], 6, "{p}: {got}");
+    }
+    let got = s.read(bad).await;
+    assert_eq!(got["data"]["v"], "0", "{got}");
+    assert_eq!(got["version"], 1, "{got}");
+    let r = s.get(&sp(&format!("{bad}/versions"))).await;
+    r.expect(200);
+    assert_eq!(r.body["history"].as_array().map(Vec::len), Some(1), "{r}");
+    assert!(
+        s.logs().contains("ST0005"),
+        "the batch ran again with savepoints"
+    );
+}
+
 async fn get_errors(backend: Backend) {
     let s = spawn(backend).await;
     let r = s.get(&sp("nope/missing")).await;
@@ -1173,6 +1274,7 @@ both!(
     put_checks_formats,
     put_rejects_bad_options,
     put_cas,
+    concurrent_cas_writes_one_wins,
     get_errors,
     expiry,
     max_versions_prunes,
