@@ -335,13 +335,35 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            /// The writes of a batch that go in together through `put_in_place`: new versions of
+            /// existing secrets, each to a path no other write of the batch touches, in a batch of secret
+            /// writes and audit entries only (so applying them first changes no outcome), by index.
+            fn in_place_candidates(ops: &[WriteOp]) -> Vec<(usize, &PutSecret)> {
+                let mut puts = Vec::new();
+                let mut writes: HashMap<(&str, &str), usize> = HashMap::new();
+                for (i, op) in ops.iter().enumerate() {
+                    match op {
+                        WriteOp::Audit(_) => {}
+                        WriteOp::PutSecret(p) => {
+                            *writes.entry((&p.tenant_id, &p.path)).or_default() += 1;
+                            if p.expected_version > 0 {
+                                puts.push((i, &**p));
+                            }
+                        }
+                        _ => return Vec::new(),
+                    }
+                }
+                puts.retain(|(_, p)| writes[&(p.tenant_id.as_str(), p.path.as_str())] == 1);
+                puts
+            }
+
             async fn put_secret(
                 c: &mut <$db as sqlx::Database>::Connection,
                 p: &PutSecret,
             ) -> std::result::Result<std::result::Result<OpOutcome, OpError>, sqlx::Error> {
                 if p.expected_version > 0 {
-                    if let Some(done) = Self::put_in_place(c, p).await? {
-                        return Ok(Ok(done));
+                    if let Some(secret) = Self::put_in_place(c, &[p]).await?.remove(&0) {
+                        return Ok(Ok(OpOutcome::Put { version: p.expected_version + 1, created: false, secret }));
                     }
                 }
                 // Every refusal comes before the first change: PostgreSQL applies secret writes without
@@ -1613,10 +1635,11 @@ macro_rules! impl_store {
                 if let Some(results) = self.commit_audit_only(&ops).await? {
                     return Ok(results);
                 }
-                // PostgreSQL: secret writes go without a savepoint of their own (two round trips each):
-                // `put_secret` refuses before its first change, and if one fails halfway (which aborts
-                // the transaction) the batch runs again with a savepoint around every operation, so
-                // that write alone fails.
+                // PostgreSQL: secret writes go without a savepoint of their own (two round trips each),
+                // new versions of existing secrets together in one statement where they can
+                // (`in_place_candidates`): `put_secret` refuses before its first change, and if a write
+                // fails halfway (which aborts the transaction) the batch runs again with a savepoint
+                // around every operation, so that write alone fails.
                 let mut guarded = $backend != "postgres";
                 let (mut tx, batch, results) = loop {
                     let mut tx = self.write.begin().await?;
@@ -1624,13 +1647,27 @@ macro_rules! impl_store {
                     let mut batch = AuditBatch::default();
                     let mut results = Vec::with_capacity(ops.len());
                     let mut failed_unguarded = false;
-                    for op in &ops {
+                    let mut in_place = HashMap::new();
+                    let puts = if guarded { Vec::new() } else { Self::in_place_candidates(&ops) };
+                    if !puts.is_empty() {
+                        let refs: Vec<&PutSecret> = puts.iter().map(|(_, p)| *p).collect();
+                        match Self::put_in_place(&mut *tx, &refs).await {
+                            Ok(done) => in_place = done.into_iter().map(|(n, secret)| (puts[n].0, secret)).collect(),
+                            Err(_) => failed_unguarded = true,
+                        }
+                    }
+                    for (i, op) in ops.iter().enumerate() {
+                        if failed_unguarded {
+                            break;
+                        }
                         if let WriteOp::Audit(entries) = op {
                             Self::append_audit(&mut *tx, entries, None, &mut batch, self.heads.as_ref()).await?;
                             results.push(Ok(OpOutcome::Audited));
                             continue;
                         }
-                        let outcome = if !guarded && matches!(op, WriteOp::PutSecret(_)) {
+                        let outcome = if let (WriteOp::PutSecret(p), Some(secret)) = (op, in_place.remove(&i)) {
+                            Ok(OpOutcome::Put { version: p.expected_version + 1, created: false, secret })
+                        } else if !guarded && matches!(op, WriteOp::PutSecret(_)) {
                             match Self::apply_one(&mut *tx, op).await {
                                 Ok(Err(OpError::Store(_))) | Err(_) => {
                                     failed_unguarded = true;
@@ -2133,33 +2170,45 @@ impl SqliteStore {
     }
 }
 
-/// [`PgStore::put_in_place`]'s statement: the secret row moves on only from the version the writer
-/// saw and only while it is live; the version, its history row and the versions (with their history
-/// rows) falling out of the `max_versions` window hang off that update, so nothing else happens when
-/// it matches no row.
+/// [`PgStore::put_in_place`]'s statement, for any number of writes to distinct paths: each secret row
+/// moves on only from the version its writer saw and only while it is live; the version, its history
+/// row and the versions (with their history rows) falling out of the `max_versions` window hang off
+/// that update, so nothing else happens for a write whose row it did not match. `n` numbers the writes.
 static PUT_IN_PLACE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "WITH u AS (\
-           UPDATE secrets SET secret_type = $3, current_version = $4, max_versions = COALESCE($5, max_versions), \
-             metadata = COALESCE($6, metadata), updated_at = $7, expires_at = $8, \
-             rotation_policy_id = COALESCE($9, rotation_policy_id), updated_by = $10 \
-           WHERE tenant_id = $1 AND path = $2 AND current_version = $4 - 1 AND deleted_at IS NULL \
-           RETURNING {SECRET_COLS}), \
+        "WITH x AS (\
+           SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
+             $7::text[], $8::int8[], $9::int8[], $10::text[], $11::text[], $12::bytea[], $13::bytea[]) \
+           AS x(n, n_tenant, n_path, n_type, n_version, n_max_versions, n_metadata, n_now, n_expires_at, \
+             n_rotation, n_by, n_dek, n_ciphertext)), \
+         u AS (\
+           UPDATE secrets SET secret_type = n_type, current_version = n_version, \
+             max_versions = COALESCE(n_max_versions, max_versions), metadata = COALESCE(n_metadata, metadata), \
+             updated_at = n_now, expires_at = n_expires_at, rotation_policy_id = COALESCE(n_rotation, rotation_policy_id), \
+             updated_by = n_by \
+           FROM x \
+           WHERE tenant_id = n_tenant AND path = n_path AND current_version = n_version - 1 AND deleted_at IS NULL \
+           RETURNING n, {SECRET_COLS}), \
          v AS (\
            INSERT INTO secret_versions (tenant_id, path, version, wrapped_dek, ciphertext, created_at, created_by) \
-           SELECT $1, $2, $4, $11, $12, $7, $10 FROM u), \
+           SELECT n_tenant, n_path, n_version, n_dek, n_ciphertext, n_now, n_by FROM x WHERE n IN (SELECT n FROM u)), \
          pruned AS (\
-           DELETE FROM secret_versions WHERE tenant_id = $1 AND path = $2 \
-             AND version <= $4 - (SELECT max_versions FROM u) \
-           RETURNING version), \
-         hist AS (SELECT COALESCE(MAX(seq), 0) AS seq FROM secret_history WHERE tenant_id = $1 AND path = $2), \
+           DELETE FROM secret_versions sv USING u \
+           WHERE sv.tenant_id = u.tenant_id AND sv.path = u.path AND sv.version <= u.current_version - u.max_versions \
+           RETURNING u.n, sv.version), \
+         hist AS (\
+           SELECT n, tenant_id, path, current_version, updated_by, updated_at, \
+             (SELECT COALESCE(MAX(h.seq), 0) FROM secret_history h \
+              WHERE h.tenant_id = u.tenant_id AND h.path = u.path) AS seq \
+           FROM u), \
          h AS (\
            INSERT INTO secret_history (tenant_id, path, seq, action, version, identity_id, at) \
-           SELECT $1, $2, hist.seq + 1, 'write', $4, $10, $7 FROM hist, u \
+           SELECT tenant_id, path, seq + 1, 'write', current_version, updated_by, updated_at FROM hist \
            UNION ALL \
-           SELECT $1, $2, hist.seq + 1 + row_number() OVER (ORDER BY pruned.version), 'prune', pruned.version, $10, $7 \
-           FROM hist, pruned) \
-         SELECT {SECRET_COLS} FROM u"
+           SELECT hist.tenant_id, hist.path, hist.seq + 1 + row_number() OVER (PARTITION BY n ORDER BY pruned.version), \
+             'prune', pruned.version, hist.updated_by, hist.updated_at \
+           FROM pruned JOIN hist USING (n)) \
+         SELECT n, {SECRET_COLS} FROM u"
     )
 });
 
@@ -2191,38 +2240,56 @@ impl PgStore {
         })
     }
 
-    /// A new version of a live secret at the version the writer saw: one round trip instead of the
-    /// eight of the general way (lock, version, row, history, prune, read back). `None` when the
-    /// secret is missing, deleted or at another version: nothing was written, and the general way
-    /// finds out which.
+    /// New versions of live secrets at the versions their writers saw, in one round trip (the general
+    /// way costs eight per write: lock, version, row, history, prune, read back). The paths must be
+    /// distinct. Returns the rows of the writes that went in, by their index in `puts`; a write that is
+    /// missing changed nothing (its secret is absent, deleted or at another version), and the general
+    /// way finds out which.
     async fn put_in_place(
         c: &mut sqlx::PgConnection,
-        p: &PutSecret,
-    ) -> std::result::Result<Option<OpOutcome>, sqlx::Error> {
-        let version = p.expected_version + 1;
-        let row = sqlx::query(&PUT_IN_PLACE)
-            .bind(&p.tenant_id)
-            .bind(&p.path)
-            .bind(&p.secret_type)
+        puts: &[&PutSecret],
+    ) -> std::result::Result<HashMap<usize, SecretRow>, sqlx::Error> {
+        let mut cols = PutColumns::default();
+        for (n, p) in puts.iter().enumerate() {
+            cols.push(n, p);
+        }
+        let PutColumns {
+            n,
+            tenant_id,
+            path,
+            secret_type,
+            version,
+            max_versions,
+            metadata,
+            now,
+            expires_at,
+            rotation_policy_id,
+            by,
+            wrapped_dek,
+            ciphertext,
+        } = cols;
+        let rows = sqlx::query(&PUT_IN_PLACE)
+            .bind(n)
+            .bind(tenant_id)
+            .bind(path)
+            .bind(secret_type)
             .bind(version)
-            .bind(p.max_versions)
-            .bind(&p.metadata)
-            .bind(p.now)
-            .bind(p.expires_at)
-            .bind(&p.rotation_policy_id)
-            .bind(&p.by)
-            .bind(&p.sealed.wrapped_dek)
-            .bind(&p.sealed.ciphertext)
-            .fetch_optional(&mut *c)
+            .bind(max_versions)
+            .bind(metadata)
+            .bind(now)
+            .bind(expires_at)
+            .bind(rotation_policy_id)
+            .bind(by)
+            .bind(wrapped_dek)
+            .bind(ciphertext)
+            .fetch_all(&mut *c)
             .await?;
-        row.map(|r| {
-            Ok(OpOutcome::Put {
-                version,
-                created: false,
-                secret: Self::secret_from_row(&r, 0)?,
-            })
-        })
-        .transpose()
+        let mut done = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let n: i64 = r.try_get(0)?;
+            done.insert(n as usize, Self::secret_from_row(&r, 1)?);
+        }
+        Ok(done)
     }
 
     /// Commits a batch of audit entries of one tenant, and nothing else, in one statement (one round
@@ -2351,6 +2418,43 @@ const AUDIT_ONLY_COMMIT: &str = "WITH moved AS (
 )
 SELECT EXISTS (SELECT 1 FROM moved)";
 
+/// Secret writes as one array per column, for [`PUT_IN_PLACE`].
+#[derive(Default)]
+struct PutColumns<'a> {
+    n: Vec<i64>,
+    tenant_id: Vec<&'a str>,
+    path: Vec<&'a str>,
+    secret_type: Vec<&'a str>,
+    version: Vec<i64>,
+    max_versions: Vec<Option<i64>>,
+    metadata: Vec<Option<&'a str>>,
+    now: Vec<i64>,
+    expires_at: Vec<Option<i64>>,
+    rotation_policy_id: Vec<Option<&'a str>>,
+    by: Vec<&'a str>,
+    wrapped_dek: Vec<&'a [u8]>,
+    ciphertext: Vec<&'a [u8]>,
+}
+
+impl<'a> PutColumns<'a> {
+    fn push(&mut self, n: usize, p: &'a PutSecret) {
+        self.n.push(n as i64);
+        self.tenant_id.push(&p.tenant_id);
+        self.path.push(&p.path);
+        self.secret_type.push(&p.secret_type);
+        self.version.push(p.expected_version + 1);
+        self.max_versions.push(p.max_versions);
+        self.metadata.push(p.metadata.as_deref());
+        self.now.push(p.now);
+        self.expires_at.push(p.expires_at);
+        self.rotation_policy_id
+            .push(p.rotation_policy_id.as_deref());
+        self.by.push(&p.by);
+        self.wrapped_dek.push(&p.sealed.wrapped_dek);
+        self.ciphertext.push(&p.sealed.ciphertext);
+    }
+}
+
 /// Audit rows as one array per column, for `UNNEST`.
 #[derive(Default)]
 struct AuditColumns {
@@ -2400,9 +2504,9 @@ impl SqliteStore {
     /// batches it leaves to sqlx, which take the general way.
     async fn put_in_place(
         _c: &mut sqlx::SqliteConnection,
-        _p: &PutSecret,
-    ) -> std::result::Result<Option<OpOutcome>, sqlx::Error> {
-        Ok(None)
+        _puts: &[&PutSecret],
+    ) -> std::result::Result<HashMap<usize, SecretRow>, sqlx::Error> {
+        Ok(HashMap::new())
     }
 
     /// SQLite commits audit-only batches through its writer thread (sqlite_writer.rs), or, without

@@ -396,48 +396,121 @@ async fn put_cas(backend: Backend) {
 
 // ---- read --------------------------------------------------------------------------------------
 
-/// Concurrent writes carrying the same `cas` land in one store batch or a few: exactly one of them
-/// wins, every other is refused without leaving a version or a history entry behind.
+/// Concurrent writes carrying the same `cas` land in one store batch or a few, together with the
+/// racing writes to other paths: on every path exactly one of them wins, every other is refused
+/// without leaving a version or a history entry behind.
 async fn concurrent_cas_writes_one_wins(backend: Backend) {
     let s = spawn(backend).await;
-    let p = "cas/race";
-    s.write_kv(p, json!({"v": "start"})).await;
-    let mut set = tokio::task::JoinSet::new();
-    for i in 0..12 {
-        let (client, url) = (s.client(), s.url(&sp(p)));
-        let body = json!({"data": {"v": format!("w{i}")}, "options": {"cas": 1}});
-        set.spawn(async move {
-            let r = client.put(url).json(&body).send().await.expect("send");
-            (i, r.status().as_u16())
-        });
+    let paths: Vec<String> = (0..8).map(|i| format!("cas/race{i}")).collect();
+    for p in &paths {
+        s.write_kv(p, json!({"v": "start"})).await;
     }
-    let mut winners = Vec::new();
-    while let Some(done) = set.join_next().await {
-        let (i, status) = done.expect("join");
-        match status {
-            200 => winners.push(i),
-            409 => {}
-            other => panic!("write w{i} answered {other}"),
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..3 {
+        for p in paths.iter().cloned() {
+            let (client, url) = (s.client(), s.url(&sp(&p)));
+            let body = json!({"data": {"v": format!("w{w}")}, "options": {"cas": 1}});
+            set.spawn(async move {
+                let r = client.put(url).json(&body).send().await.expect("send");
+                (p, w, r.status().as_u16())
+            });
         }
     }
-    assert_eq!(
-        winners.len(),
-        1,
-        "exactly one cas=1 write wins: {winners:?}"
-    );
-    let got = s.read(p).await;
-    assert_eq!(got["data"]["v"], format!("w{}", winners[0]), "{got}");
-    assert_eq!(got["version"], 2, "{got}");
-    let r = s.get(&sp(&format!("{p}/versions"))).await;
-    r.expect(200);
-    assert_eq!(r.body["versions"].as_array().map(Vec::len), Some(2), "{r}");
-    let writes = r.body["history"]
-        .as_array()
-        .unwrap()
+    let mut winners: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+    while let Some(done) = set.join_next().await {
+        let (p, w, status) = done.expect("join");
+        match status {
+            200 => winners.entry(p).or_default().push(w),
+            409 => {}
+            other => panic!("write w{w} to {p} answered {other}"),
+        }
+    }
+    for p in &paths {
+        let won = winners.get(p).cloned().unwrap_or_default();
+        assert_eq!(won.len(), 1, "exactly one cas=1 write to {p} wins: {won:?}");
+        let got = s.read(p).await;
+        assert_eq!(got["data"]["v"], format!("w{}", won[0]), "{got}");
+        assert_eq!(got["version"], 2, "{got}");
+        let r = s.get(&sp(&format!("{p}/versions"))).await;
+        r.expect(200);
+        assert_eq!(r.body["versions"].as_array().map(Vec::len), Some(2), "{r}");
+        let writes = r.body["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["action"] == "write")
+            .count();
+        assert_eq!(writes, 2, "refused writes leave no history: {r}");
+    }
+}
+
+/// Concurrent writes to many paths, each past its `max_versions`: every path keeps its newest
+/// versions and a history in order, a prune after the write that caused it (PostgreSQL applies such
+/// writes of a batch in one statement).
+async fn concurrent_writes_prune_each_path(backend: Backend) {
+    let s = spawn(backend).await;
+    let paths: Vec<String> = (0..8).map(|i| format!("prune/many{i}")).collect();
+    for p in &paths {
+        s.write(
+            p,
+            &json!({"data": {"v": "1"}, "options": {"max_versions": 2}}),
+        )
+        .await;
+    }
+    for v in 2..=5 {
+        let mut set = tokio::task::JoinSet::new();
+        for p in paths.iter().cloned() {
+            let (client, url) = (s.client(), s.url(&sp(&p)));
+            let body = json!({"data": {"v": v.to_string()}});
+            set.spawn(async move {
+                let r = client.put(url).json(&body).send().await.expect("send");
+                (p, r.status().as_u16())
+            });
+        }
+        while let Some(done) = set.join_next().await {
+            let (p, status) = done.expect("join");
+            assert_eq!(status, 200, "write {v} to {p}");
+        }
+    }
+    for p in &paths {
+        let r = s.get(&sp(&format!("{p}/versions"))).await;
+        r.expect(200);
+        let mut versions: Vec<u64> = r.body["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_u64().unwrap())
+            .collect();
+        versions.sort_unstable();
+        assert_eq!(versions, vec![4, 5], "{p}: {r}");
+        let history: Vec<(String, u64)> = r.body["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["action"].as_str().unwrap().to_owned(),
+                    h["version"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, u64)> = [
+            ("write", 1),
+            ("write", 2),
+            ("write", 3),
+            ("prune", 1),
+            ("write", 4),
+            ("prune", 2),
+            ("write", 5),
+            ("prune", 3),
+        ]
         .iter()
-        .filter(|h| h["action"] == "write")
-        .count();
-    assert_eq!(writes, 2, "refused writes leave no history: {r}");
+        .map(|(a, v)| ((*a).to_owned(), *v))
+        .collect();
+        assert_eq!(history, want, "{p}: {r}");
+        assert_eq!(s.read(p).await["data"]["v"], "5", "{p}");
+    }
+    assert!(!s.logs().contains("ST0005"), "no write failed");
 }
 
 /// PostgreSQL applies a batch's secret writes without a savepoint each. A write that fails inside
@@ -1275,6 +1348,7 @@ both!(
     put_rejects_bad_options,
     put_cas,
     concurrent_cas_writes_one_wins,
+    concurrent_writes_prune_each_path,
     get_errors,
     expiry,
     max_versions_prunes,
