@@ -232,3 +232,33 @@ pub enum OpError {
     #[error("policy in use")]
     InUse,
 }
+
+/// A new version of `path` (tenant `t`, by user `u`) written at version `expected_version`, for
+/// tests across the crate.
+#[cfg(test)]
+pub(crate) fn test_put(path: &str, expected_version: i64) -> WriteOp {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+    WriteOp::PutSecret(Box::new(PutSecret {
+        tenant_id: "t".into(),
+        path: path.into(),
+        expected_version,
+        secret_type: "generic".into(),
+        metadata: None,
+        max_versions: None,
+        expires_at: None,
+        rotation_policy_id: None,
+        sealed: SealedValue {
+            wrapped_dek: vec![1; 40],
+            ciphertext: vec![2; 60],
+        },
+        by: "u".into(),
+        now: 1_000,
+        audit: vec![crate::audit_journal::test_entry(
+            format!("log_{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+            1_000,
+            "write",
+            path,
+        )],
+    }))
+}

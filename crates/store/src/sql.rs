@@ -2515,3 +2515,128 @@ impl SqliteStore {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::test_put as put;
+    use sqlx::Connection;
+
+    /// A store on a database of its own on the machine's PostgreSQL (scripts/services.sh starts it);
+    /// the database's name, to drop it with [`drop_database`].
+    async fn fresh_pg(tag: &str) -> (PgStore, String) {
+        let name = format!("store_{tag}_{}", std::process::id());
+        let mut admin = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/test")
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (scripts/services.sh starts it)");
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            sqlx::query(&sql).execute(&mut admin).await.unwrap();
+        }
+        let store = PgStore::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
+            .await
+            .unwrap();
+        (store, name)
+    }
+
+    async fn drop_database(store: PgStore, name: &str) {
+        store.close().await;
+        let mut admin = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/test")
+            .await
+            .unwrap();
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+
+    async fn column(store: &PgStore, sql: &str) -> Vec<String> {
+        sqlx::query_scalar(sql)
+            .fetch_all(&store.read)
+            .await
+            .unwrap()
+    }
+
+    /// PostgreSQL applies secret writes without a savepoint each, so every refusal must come before
+    /// the write's first change: refused writes in a batch leave nothing behind, and a write to a
+    /// soft-deleted secret whose retention is over purges it only once the write's version checks out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_refused_write_changes_nothing() {
+        let (store, db) = fresh_pg("refusals").await;
+        let results = store.apply(vec![put("gone", 0)]).await.unwrap();
+        assert!(matches!(results[0], Ok(OpOutcome::Put { version: 1, .. })));
+        // Deleted, recoverable until after the writes below (at 1,000): a write is refused.
+        sqlx::query(
+            "UPDATE secrets SET deleted_at = 1, deleted_by = 'u', recoverable_until = 5000",
+        )
+        .execute(&store.write)
+        .await
+        .unwrap();
+        let ops = vec![put("x", 0), put("y", 3), put("gone", 1), put("z", 0)];
+        let results = store.apply(ops).await.unwrap();
+        assert!(
+            matches!(results[1], Err(OpError::Conflict { current: 0 })),
+            "{results:?}"
+        );
+        assert!(
+            matches!(results[2], Err(OpError::SoftDeleted { .. })),
+            "{results:?}"
+        );
+        assert_eq!(
+            column(&store, "SELECT path FROM secret_versions ORDER BY path").await,
+            ["gone", "x", "z"]
+        );
+        // Once retention is over, a write expecting the old version conflicts and purges nothing;
+        // one expecting 0 starts the secret afresh.
+        sqlx::query("UPDATE secrets SET recoverable_until = 1")
+            .execute(&store.write)
+            .await
+            .unwrap();
+        let results = store.apply(vec![put("gone", 1)]).await.unwrap();
+        assert!(
+            matches!(results[0], Err(OpError::Conflict { current: 0 })),
+            "{results:?}"
+        );
+        assert_eq!(
+            column(
+                &store,
+                "SELECT path FROM secret_history WHERE path = 'gone'"
+            )
+            .await,
+            ["gone"]
+        );
+        // New versions of x and z go in together; y is created; the purged secret starts afresh.
+        let ops = vec![put("x", 1), put("gone", 0), put("z", 1), put("y", 0)];
+        let results = store.apply(ops).await.unwrap();
+        let versions: Vec<_> = results
+            .iter()
+            .map(|r| match r {
+                Ok(OpOutcome::Put {
+                    version, created, ..
+                }) => (*version, *created),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(versions, [(2, false), (1, true), (2, false), (1, true)]);
+        assert_eq!(
+            column(
+                &store,
+                "SELECT path || ' ' || version FROM secret_versions ORDER BY path, version"
+            )
+            .await,
+            ["gone 1", "x 1", "x 2", "y 1", "z 1", "z 2"]
+        );
+        let chain: Vec<i64> = sqlx::query_scalar("SELECT seq FROM audit_log ORDER BY seq")
+            .fetch_all(&store.read)
+            .await
+            .unwrap();
+        assert_eq!(
+            chain,
+            (1..=10).collect::<Vec<i64>>(),
+            "every write and refusal logged once"
+        );
+        drop_database(store, &db).await;
+    }
+}

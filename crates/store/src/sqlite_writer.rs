@@ -1461,8 +1461,7 @@ fn apply_one(c: &Connection, op: &WriteOp) -> rusqlite::Result<OpResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use scaivault_crypto::SealedValue;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use crate::ops::test_put as put;
 
     /// A connection to a fresh database with every SQLite migration applied.
     fn migrated(dir: &Path) -> Connection {
@@ -1480,33 +1479,6 @@ mod tests {
                 .unwrap();
         }
         conn
-    }
-
-    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-    fn put(path: &str, expected_version: i64) -> WriteOp {
-        WriteOp::PutSecret(Box::new(PutSecret {
-            tenant_id: "t".into(),
-            path: path.into(),
-            expected_version,
-            secret_type: "generic".into(),
-            metadata: None,
-            max_versions: None,
-            expires_at: None,
-            rotation_policy_id: None,
-            sealed: SealedValue {
-                wrapped_dek: vec![1; 40],
-                ciphertext: vec![2; 60],
-            },
-            by: "u".into(),
-            now: 1_000,
-            audit: vec![audit_journal::test_entry(
-                format!("log_{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)),
-                1_000,
-                "write",
-                path,
-            )],
-        }))
     }
 
     fn column(conn: &Connection, sql: &str) -> Vec<String> {
