@@ -1652,7 +1652,9 @@ macro_rules! impl_store {
                     if !puts.is_empty() {
                         let refs: Vec<&PutSecret> = puts.iter().map(|(_, p)| *p).collect();
                         match Self::put_in_place(&mut *tx, &refs).await {
-                            Ok(done) => in_place = done.into_iter().map(|(n, secret)| (puts[n].0, secret)).collect(),
+                            Ok(done) => {
+                                in_place = done.into_iter().filter_map(|(n, secret)| Some((puts.get(n)?.0, secret))).collect()
+                            }
                             Err(_) => failed_unguarded = true,
                         }
                     }

@@ -396,6 +396,26 @@ async fn put_cas(backend: Backend) {
 
 // ---- read --------------------------------------------------------------------------------------
 
+/// Sends every `(key, path, body)` write at once; answers each key with its write's status.
+async fn put_all<K: Send + 'static>(
+    s: &TestServer,
+    writes: Vec<(K, String, Value)>,
+) -> Vec<(K, u16)> {
+    let mut set = tokio::task::JoinSet::new();
+    for (key, path, body) in writes {
+        let (client, url) = (s.client(), s.url(&sp(&path)));
+        set.spawn(async move {
+            let r = client.put(url).json(&body).send().await.expect("send");
+            (key, r.status().as_u16())
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(done) = set.join_next().await {
+        out.push(done.expect("join"));
+    }
+    out
+}
+
 /// Concurrent writes carrying the same `cas` land in one store batch or a few, together with the
 /// racing writes to other paths: on every path exactly one of them wins, every other is refused
 /// without leaving a version or a history entry behind.
@@ -405,20 +425,15 @@ async fn concurrent_cas_writes_one_wins(backend: Backend) {
     for p in &paths {
         s.write_kv(p, json!({"v": "start"})).await;
     }
-    let mut set = tokio::task::JoinSet::new();
-    for w in 0..3 {
-        for p in paths.iter().cloned() {
-            let (client, url) = (s.client(), s.url(&sp(&p)));
+    let writes = (0..3)
+        .flat_map(|w| paths.iter().map(move |p| (w, p)))
+        .map(|(w, p)| {
             let body = json!({"data": {"v": format!("w{w}")}, "options": {"cas": 1}});
-            set.spawn(async move {
-                let r = client.put(url).json(&body).send().await.expect("send");
-                (p, w, r.status().as_u16())
-            });
-        }
-    }
+            ((p.clone(), w), p.clone(), body)
+        })
+        .collect();
     let mut winners: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
-    while let Some(done) = set.join_next().await {
-        let (p, w, status) = done.expect("join");
+    for ((p, w), status) in put_all(&s, writes).await {
         match status {
             200 => winners.entry(p).or_default().push(w),
             409 => {}
@@ -458,17 +473,12 @@ async fn concurrent_writes_prune_each_path(backend: Backend) {
         .await;
     }
     for v in 2..=5 {
-        let mut set = tokio::task::JoinSet::new();
-        for p in paths.iter().cloned() {
-            let (client, url) = (s.client(), s.url(&sp(&p)));
-            let body = json!({"data": {"v": v.to_string()}});
-            set.spawn(async move {
-                let r = client.put(url).json(&body).send().await.expect("send");
-                (p, r.status().as_u16())
-            });
-        }
-        while let Some(done) = set.join_next().await {
-            let (p, status) = done.expect("join");
+        let body = json!({"data": {"v": v.to_string()}});
+        let writes = paths
+            .iter()
+            .map(|p| (p.clone(), p.clone(), body.clone()))
+            .collect();
+        for (p, status) in put_all(&s, writes).await {
             assert_eq!(status, 200, "write {v} to {p}");
         }
     }
@@ -538,17 +548,12 @@ async fn postgres_write_failing_halfway_fails_alone() {
     .await
     .expect("install the trigger");
     for round in 1..=5 {
-        let mut set = tokio::task::JoinSet::new();
-        for p in paths.iter().cloned() {
-            let (client, url) = (s.client(), s.url(&sp(&p)));
-            let body = json!({"data": {"v": round.to_string()}});
-            set.spawn(async move {
-                let r = client.put(url).json(&body).send().await.expect("send");
-                (p, r.status().as_u16())
-            });
-        }
-        while let Some(done) = set.join_next().await {
-            let (p, status) = done.expect("join");
+        let body = json!({"data": {"v": round.to_string()}});
+        let writes = paths
+            .iter()
+            .map(|p| (p.clone(), p.clone(), body.clone()))
+            .collect();
+        for (p, status) in put_all(&s, writes).await {
             let want = if p == bad { 503 } else { 200 };
             assert_eq!(status, want, "round {round}: {p}");
         }
