@@ -8,6 +8,7 @@ mod committer;
 mod identity;
 mod model;
 mod ops;
+mod pg_pool;
 mod secret_cache;
 mod sql;
 mod sqlite_writer;

@@ -163,7 +163,7 @@ struct AuditBatch {
 }
 
 macro_rules! impl_store {
-    ($name:ident, $db:ty, $row:ty, $backend:literal, $for_update:literal) => {
+    ($name:ident, $db:ty, $row:ty, $backend:literal, $for_update:literal, $leases:ty) => {
         pub struct $name {
             pub(crate) read: sqlx::Pool<$db>,
             pub(crate) write: sqlx::Pool<$db>,
@@ -176,6 +176,8 @@ macro_rules! impl_store {
             head_hints: parking_lot::Mutex<HashMap<String, Head>>,
             /// SQLite only: the writer thread and the secret cache (see sqlite_writer.rs).
             fast: Option<crate::sqlite_writer::SqliteWriter>,
+            /// PostgreSQL only: connections for secret reads and the committer (see pg_pool.rs).
+            leases: $leases,
         }
 
         impl $name {
@@ -1081,8 +1083,9 @@ macro_rules! impl_store {
             }
 
             fn pool_stats(&self) -> (u32, u32) {
-                let size = self.read.size() + self.write.size();
-                let idle = self.read.num_idle() + self.write.num_idle();
+                let (leased, leased_idle) = self.leases.stats();
+                let size = self.read.size() + self.write.size() + leased;
+                let idle = self.read.num_idle() + self.write.num_idle() + leased_idle;
                 (size, u32::try_from(idle).unwrap_or(u32::MAX))
             }
 
@@ -1092,6 +1095,7 @@ macro_rules! impl_store {
             }
 
             async fn close(&self) {
+                self.leases.close().await;
                 self.write.close().await;
                 self.read.close().await;
             }
@@ -1266,7 +1270,8 @@ macro_rules! impl_store {
                     return Ok(self.get_secret_value(tenant_id, path, None).await?.map(|(s, _)| s));
                 }
                 let sql = format!("SELECT {SECRET_COLS} FROM secrets WHERE tenant_id = $1 AND path = $2");
-                let r = sqlx::query(&sql).bind(tenant_id).bind(path).fetch_optional(&self.read).await?;
+                let q = sqlx::query(&sql).bind(tenant_id).bind(path);
+                let r = self.fetch_rows(q).await?.into_iter().next();
                 Ok(r.map(|r| Self::secret_from_row(&r, 0)).transpose()?)
             }
 
@@ -1318,7 +1323,7 @@ macro_rules! impl_store {
                 for p in paths {
                     q = q.bind(p);
                 }
-                let rows = q.fetch_all(&self.read).await?;
+                let rows = self.fetch_rows(q).await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in rows {
                     let secret = Self::secret_from_row(&r, 0)?;
@@ -1641,8 +1646,9 @@ macro_rules! impl_store {
                 // fails halfway (which aborts the transaction) the batch runs again with a savepoint
                 // around every operation, so that write alone fails.
                 let mut guarded = $backend != "postgres";
+                let mut conn = self.write_conn().await?;
                 let (mut tx, batch, results) = loop {
-                    let mut tx = self.write.begin().await?;
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                     // Heads are filled from the cache (SQLite) or the database as tenants come up.
                     let mut batch = AuditBatch::default();
                     let mut results = Vec::with_capacity(ops.len());
@@ -1750,7 +1756,8 @@ macro_rules! impl_store {
                     }
                     q.execute(&mut *tx).await?;
                 }
-                tx.commit().await?;
+                let done = tx.commit().await;
+                conn.settle(done)?;
                 if let Some(fast) = &self.fast {
                     fast.cache().clear();
                 }
@@ -2098,14 +2105,16 @@ impl_store!(
     sqlx::Sqlite,
     sqlx::sqlite::SqliteRow,
     "sqlite",
-    ""
+    "",
+    crate::pg_pool::NoLeases
 );
 impl_store!(
     PgStore,
     sqlx::Postgres,
     sqlx::postgres::PgRow,
     "postgres",
-    "FOR UPDATE"
+    "FOR UPDATE",
+    crate::pg_pool::Leases
 );
 
 impl SqliteStore {
@@ -2168,7 +2177,40 @@ impl SqliteStore {
                 .then(|| parking_lot::Mutex::new(HashMap::new())),
             head_hints: parking_lot::Mutex::new(HashMap::new()),
             fast,
+            leases: crate::pg_pool::NoLeases,
         })
+    }
+
+    /// A secret read's rows. SQLite reads through sqlx's pool: its ping on release stays in-process.
+    async fn fetch_rows<'q>(
+        &self,
+        q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> std::result::Result<Vec<sqlx::sqlite::SqliteRow>, sqlx::Error> {
+        q.fetch_all(&self.read).await
+    }
+
+    /// The connection for a batch that the writer thread leaves to sqlx.
+    async fn write_conn(
+        &self,
+    ) -> std::result::Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, sqlx::Error> {
+        self.write.acquire().await
+    }
+}
+
+/// sqlx's pooled SQLite connections need no word on how their use ended (see pg_pool.rs).
+trait Settle {
+    fn settle<T>(
+        &mut self,
+        r: std::result::Result<T, sqlx::Error>,
+    ) -> std::result::Result<T, sqlx::Error>;
+}
+
+impl Settle for sqlx::pool::PoolConnection<sqlx::Sqlite> {
+    fn settle<T>(
+        &mut self,
+        r: std::result::Result<T, sqlx::Error>,
+    ) -> std::result::Result<T, sqlx::Error> {
+        r
     }
 }
 
@@ -2219,7 +2261,7 @@ impl PgStore {
         use sqlx::postgres::PgPoolOptions;
         // No ping before handing a connection out (sqlx's default): it is one more round trip in
         // front of every query, and sqlx already pings each connection as it comes back to the
-        // pool, dropping it if it has died.
+        // pool, dropping it if it has died. The per-request paths lease theirs (pg_pool.rs).
         let pool = |max, min| {
             PgPoolOptions::new()
                 .max_connections(max)
@@ -2233,13 +2275,35 @@ impl PgStore {
         let write = pool(4, 1).await?;
         sqlx::migrate!("./migrations/postgres").run(&write).await?;
         let read = pool(16, 2).await?;
+        let opts = sqlx::postgres::PgConnectOptions::from_str(url)?;
+        let leases = crate::pg_pool::Leases {
+            read: crate::pg_pool::LeasePool::new(opts.clone(), 16)?,
+            // The committer's: it is serial, so these are not shared with reads either.
+            write: crate::pg_pool::LeasePool::new(opts, 4)?,
+        };
         Ok(PgStore {
             read,
             write,
             heads: None,
             head_hints: parking_lot::Mutex::new(HashMap::new()),
             fast: None,
+            leases,
         })
+    }
+
+    /// A secret read's rows, on a leased connection: one round trip.
+    async fn fetch_rows(
+        &self,
+        q: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> std::result::Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
+        let mut conn = self.leases.read.get().await?;
+        let rows = q.fetch_all(&mut *conn).await;
+        conn.settle(rows)
+    }
+
+    /// The committer's connection for a batch's transaction.
+    async fn write_conn(&self) -> std::result::Result<crate::pg_pool::Lease, sqlx::Error> {
+        self.leases.write.get().await
     }
 
     /// New versions of live secrets at the versions their writers saw, in one round trip (the general
@@ -2328,7 +2392,7 @@ impl PgStore {
         };
         let mut batch = AuditBatch::default();
         batch.heads.insert(tenant.clone(), from.clone());
-        let mut conn = self.write.acquire().await?;
+        let mut conn = self.leases.write.get().await?;
         for op in ops {
             // Heads come from `batch`, so this queries nothing.
             Self::append_audit(&mut conn, op.audit_entries(), None, &mut batch, None).await?;
@@ -2355,7 +2419,7 @@ impl PgStore {
             a_reads.push(reads);
             a_last.push(last);
         }
-        let moved: bool = sqlx::query_scalar(AUDIT_ONLY_COMMIT)
+        let moved = sqlx::query_scalar::<_, bool>(AUDIT_ONLY_COMMIT)
             .bind(tenant)
             .bind(from.0)
             .bind(&from.1)
@@ -2384,7 +2448,8 @@ impl PgStore {
             .bind(a_reads)
             .bind(a_last)
             .fetch_one(&mut *conn)
-            .await?;
+            .await;
+        let moved = conn.settle(moved)?;
         let mut hints = self.head_hints.lock();
         if !moved {
             hints.remove(tenant);

@@ -221,6 +221,89 @@ async fn reads_audited_after_kill9(mut s: TestServer) {
     );
 }
 
+/// PostgreSQL ends every session of the server's database (as a restart or a failover does): each
+/// connection the server held fails at most one request, with `503`, and is then replaced, for reads,
+/// their audit commits and writes alike. A dead connection put back for reuse would fail request after
+/// request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sessions_ended_by_the_database_fail_one_request_each() {
+    let s = spawn(Backend::Postgres).await;
+    let paths: Vec<String> = (0..16).map(|i| format!("sessions/p{i:02}")).collect();
+    for p in &paths {
+        s.write_kv(p, json!({"v": "1"})).await;
+    }
+    // Concurrent reads and writes open several connections of each kind.
+    for round in 0..3 {
+        let mut set = tokio::task::JoinSet::new();
+        for p in &paths {
+            let (client, url) = (s.client(), s.url(&format!("/v1/secrets/{p}")));
+            let body = json!({"data": {"v": format!("w{round}")}});
+            set.spawn(async move {
+                let read = client.get(&url).send().await.expect("send").status();
+                let write = client
+                    .put(&url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("send")
+                    .status();
+                (read.as_u16(), write.as_u16())
+            });
+        }
+        while let Some(done) = set.join_next().await {
+            assert_eq!(done.expect("join"), (200, 200));
+        }
+    }
+    let mut pg = crate::harness::pg_connection(&s).await;
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) t",
+    )
+    .fetch_one(&mut pg)
+    .await
+    .expect("end the server's sessions");
+    assert!(ended >= 4, "only {ended} sessions to end");
+
+    // One request at a time, so every connection that died is met in turn.
+    let mut failures = 0;
+    for (what, wanted) in [("read", 20), ("write", 5)] {
+        let mut streak = 0;
+        let mut tries = 0;
+        while streak < wanted {
+            tries += 1;
+            assert!(
+                tries <= ended + wanted,
+                "{what}s still failing after {tries} tries ({failures} failures, {ended} sessions ended)"
+            );
+            let url = s.url(&format!("/v1/secrets/{}", paths[0]));
+            let r = match what {
+                "read" => s.client().get(&url).send().await,
+                _ => {
+                    s.client()
+                        .put(&url)
+                        .json(&json!({"data": {"v": "after"}}))
+                        .send()
+                        .await
+                }
+            }
+            .expect("send");
+            match r.status().as_u16() {
+                200 => streak += 1,
+                503 => {
+                    failures += 1;
+                    streak = 0;
+                }
+                other => panic!("{what}: unexpected status {other}"),
+            }
+        }
+    }
+    assert!(
+        failures <= ended,
+        "{failures} requests failed for {ended} ended sessions"
+    );
+    assert_eq!(s.read(&paths[0]).await["data"]["v"], "after");
+}
+
 both!(
     acknowledged_writes_survive_kill9,
     restart_keeps_everything,
