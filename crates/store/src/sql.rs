@@ -1646,11 +1646,18 @@ macro_rules! impl_store {
                 // fails halfway (which aborts the transaction) the batch runs again with a savepoint
                 // around every operation, so that write alone fails.
                 let mut guarded = $backend != "postgres";
+                // PostgreSQL: one tenant's entries chain from the head this node last committed, without
+                // locking the head row; the rows and the head then go in as one statement that moves the
+                // head only from there. If another node moved it, the batch runs again under the lock.
+                let mut hint = self.hinted_head(&ops);
                 let mut conn = self.write_conn().await?;
-                let (mut tx, batch, results) = loop {
+                let (mut tx, mut batch, results, hinted) = loop {
                     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                    // Heads are filled from the cache (SQLite) or the database as tenants come up.
+                    // Heads are filled from the cache (SQLite), the hint or the database as tenants come up.
                     let mut batch = AuditBatch::default();
+                    if let Some((tenant, head)) = &hint {
+                        batch.heads.insert(tenant.clone(), head.clone());
+                    }
                     let mut results = Vec::with_capacity(ops.len());
                     let mut failed_unguarded = false;
                     let mut in_place = HashMap::new();
@@ -1711,22 +1718,31 @@ macro_rules! impl_store {
                         .await?;
                         results.push(outcome);
                     }
-                    if !failed_unguarded {
-                        break (tx, batch, results);
+                    if failed_unguarded {
+                        tracing::warn!(
+                            site = "ST0005",
+                            "a secret write failed inside a batch; running the batch again with a savepoint around every operation"
+                        );
+                        tx.rollback().await?;
+                        guarded = true;
+                        continue;
                     }
-                    tracing::warn!(
-                        site = "ST0005",
-                        "a secret write failed inside a batch; running the batch again with a savepoint around every operation"
-                    );
+                    let Some((tenant, from)) = &hint else {
+                        break (tx, batch, results, false);
+                    };
+                    if Self::commit_from_hint(&mut *tx, tenant, from, &mut batch).await? {
+                        break (tx, batch, results, true);
+                    }
                     tx.rollback().await?;
-                    guarded = true;
+                    self.head_hints.lock().remove(tenant);
+                    hint = None;
                 };
                 if ops.iter().zip(&results).any(|(op, r)| r.is_ok() && op.changes_auth()) {
                     sqlx::query("UPDATE auth_epoch SET epoch = epoch + 1 WHERE id = 1").execute(&mut *tx).await?;
                 }
-                let AuditBatch { heads, rows, access } = batch;
+                let AuditBatch { heads, rows, access } = std::mem::take(&mut batch);
                 Self::flush_audit(&mut *tx, &rows).await?;
-                let moved: Vec<(&String, &Head)> = heads.iter().collect();
+                let moved: Vec<(&String, &Head)> = if hinted { Vec::new() } else { heads.iter().collect() };
                 if !moved.is_empty() {
                     let values: Vec<String> = (0..moved.len()).map(|r| format!("({})", placeholders(r * 3 + 1, 3))).collect();
                     let sql = format!(
@@ -2366,28 +2382,10 @@ impl PgStore {
     /// moved the head since this one last committed (nothing was written then): the caller commits it
     /// the locking way.
     async fn commit_audit_only(&self, ops: &[WriteOp]) -> Result<Option<Vec<OpResult>>> {
-        let Some(tenant) = ops
-            .first()
-            .and_then(|op| op.audit_entries().first())
-            .map(|e| &e.tenant_id)
-        else {
-            return Ok(None);
-        };
-        let mut n = 0;
-        for op in ops {
-            let WriteOp::Audit(entries) = op else {
-                return Ok(None);
-            };
-            if entries.iter().any(|e| &e.tenant_id != tenant) {
-                return Ok(None);
-            }
-            n += entries.len();
-        }
-        if n > MAX_ONE_STATEMENT_AUDIT {
+        if !ops.iter().all(|op| matches!(op, WriteOp::Audit(_))) {
             return Ok(None);
         }
-        let from = self.head_hints.lock().get(tenant).cloned();
-        let Some(from) = from else {
+        let Some((tenant, from)) = self.hinted_head(ops) else {
             return Ok(None);
         };
         let mut batch = AuditBatch::default();
@@ -2397,29 +2395,66 @@ impl PgStore {
             // Heads come from `batch`, so this queries nothing.
             Self::append_audit(&mut conn, op.audit_entries(), None, &mut batch, None).await?;
         }
-        let AuditBatch {
-            heads,
-            rows,
-            access,
-        } = batch;
+        let moved = Self::commit_from_hint(&mut conn, &tenant, &from, &mut batch).await;
+        let moved = conn.settle(moved)?;
+        let mut hints = self.head_hints.lock();
+        match batch.heads.remove(&tenant) {
+            Some(to) if moved => hints.insert(tenant, to),
+            _ => {
+                hints.remove(&tenant);
+                return Ok(None);
+            }
+        };
+        Ok(Some(ops.iter().map(|_| Ok(OpOutcome::Audited)).collect()))
+    }
+
+    /// The tenant all of a batch's audit entries belong to and the head this node last committed for
+    /// it, if it has one and the entries fit one statement.
+    fn hinted_head(&self, ops: &[WriteOp]) -> Option<(String, Head)> {
+        let mut entries = ops.iter().flat_map(|op| op.audit_entries());
+        let tenant = &entries.next()?.tenant_id;
+        let mut n = 1;
+        for e in entries {
+            if &e.tenant_id != tenant {
+                return None;
+            }
+            n += 1;
+        }
+        if n > MAX_ONE_STATEMENT_AUDIT {
+            return None;
+        }
+        let head = self.head_hints.lock().get(tenant).cloned()?;
+        Some((tenant.clone(), head))
+    }
+
+    /// Writes `batch`'s audit rows and read counters and moves `tenant`'s chain head from `from` to
+    /// where the rows end, in one statement, if the head is still at `from` (another node may have
+    /// moved it since). Returns whether it was; if not, nothing was written. Takes the rows and
+    /// counters out of `batch`, leaving its heads.
+    async fn commit_from_hint(
+        c: &mut sqlx::PgConnection,
+        tenant: &str,
+        from: &Head,
+        batch: &mut AuditBatch,
+    ) -> std::result::Result<bool, sqlx::Error> {
         // One head moved, the tenant's (a tenant id that sanitizing changed would chain elsewhere).
-        let (Some(to), 1) = (heads.get(tenant), heads.len()) else {
-            return Ok(None);
+        let (Some(to), 1) = (batch.heads.get(tenant), batch.heads.len()) else {
+            return Ok(false);
         };
         let mut cols = AuditColumns::default();
-        for (e, seq, hash) in rows {
+        for (e, seq, hash) in std::mem::take(&mut batch.rows) {
             cols.push(e, seq, hash);
         }
         let (mut a_tenant, mut a_path, mut a_day, mut a_reads, mut a_last) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for ((t, p, day), (reads, last)) in access {
+        for ((t, p, day), (reads, last)) in std::mem::take(&mut batch.access) {
             a_tenant.push(t);
             a_path.push(p);
             a_day.push(day);
             a_reads.push(reads);
             a_last.push(last);
         }
-        let moved = sqlx::query_scalar::<_, bool>(AUDIT_ONLY_COMMIT)
+        sqlx::query_scalar::<_, bool>(AUDIT_ONLY_COMMIT)
             .bind(tenant)
             .bind(from.0)
             .bind(&from.1)
@@ -2447,16 +2482,8 @@ impl PgStore {
             .bind(a_day)
             .bind(a_reads)
             .bind(a_last)
-            .fetch_one(&mut *conn)
-            .await;
-        let moved = conn.settle(moved)?;
-        let mut hints = self.head_hints.lock();
-        if !moved {
-            hints.remove(tenant);
-            return Ok(None);
-        }
-        hints.insert(tenant.clone(), to.clone());
-        Ok(Some(ops.iter().map(|_| Ok(OpOutcome::Audited)).collect()))
+            .fetch_one(c)
+            .await
     }
 }
 
@@ -2580,6 +2607,20 @@ impl SqliteStore {
     /// one (an in-memory database), the locking way: it is the database's only writer.
     async fn commit_audit_only(&self, _ops: &[WriteOp]) -> Result<Option<Vec<OpResult>>> {
         Ok(None)
+    }
+
+    /// The writer thread, or the cache of committed heads, chains SQLite's entries.
+    fn hinted_head(&self, _ops: &[WriteOp]) -> Option<(String, Head)> {
+        None
+    }
+
+    async fn commit_from_hint(
+        _c: &mut sqlx::SqliteConnection,
+        _tenant: &str,
+        _from: &Head,
+        _batch: &mut AuditBatch,
+    ) -> std::result::Result<bool, sqlx::Error> {
+        Ok(false)
     }
 }
 
