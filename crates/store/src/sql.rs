@@ -56,6 +56,14 @@ impl OpError {
     }
 }
 
+/// `cols` ("a, b, …") qualified by `table`.
+fn prefixed(table: &str, cols: &str) -> String {
+    cols.split(", ")
+        .map(|c| format!("{table}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn placeholders(from: usize, n: usize) -> String {
     (from..from + n)
         .map(|i| format!("${i}"))
@@ -1309,21 +1317,7 @@ macro_rules! impl_store {
                 if paths.is_empty() {
                     return Ok(hits);
                 }
-                let cols: String = SECRET_COLS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ");
-                let vcols: String = VERSION_COLS.split(", ").map(|c| format!("v.{c}")).collect::<Vec<_>>().join(", ");
-                let sql = format!(
-                    "SELECT {cols}, {vcols} FROM secrets s LEFT JOIN secret_versions v \
-                     ON v.tenant_id = s.tenant_id AND v.path = s.path AND v.version = COALESCE($2, \
-                        (SELECT MAX(x.version) FROM secret_versions x WHERE x.tenant_id = s.tenant_id \
-                         AND x.path = s.path AND x.deleted_at IS NULL)) \
-                     WHERE s.tenant_id = $1 AND s.path IN ({})",
-                    placeholders(3, paths.len())
-                );
-                let mut q = sqlx::query(&sql).bind(tenant_id).bind(version);
-                for p in paths {
-                    q = q.bind(p);
-                }
-                let rows = self.fetch_rows(q).await?;
+                let rows = self.secret_value_rows(tenant_id, paths, version).await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in rows {
                     let secret = Self::secret_from_row(&r, 0)?;
@@ -2205,6 +2199,30 @@ impl SqliteStore {
         q.fetch_all(&self.read).await
     }
 
+    /// Secrets by path, each with its newest live version or `version` (cache misses only).
+    async fn secret_value_rows(
+        &self,
+        tenant_id: &str,
+        paths: &[String],
+        version: Option<i64>,
+    ) -> std::result::Result<Vec<sqlx::sqlite::SqliteRow>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {}, {} FROM secrets s LEFT JOIN secret_versions v \
+             ON v.tenant_id = s.tenant_id AND v.path = s.path AND v.version = COALESCE($2, \
+                (SELECT MAX(x.version) FROM secret_versions x WHERE x.tenant_id = s.tenant_id \
+                 AND x.path = s.path AND x.deleted_at IS NULL)) \
+             WHERE s.tenant_id = $1 AND s.path IN ({})",
+            prefixed("s", SECRET_COLS),
+            prefixed("v", VERSION_COLS),
+            placeholders(3, paths.len())
+        );
+        let mut q = sqlx::query(&sql).bind(tenant_id).bind(version);
+        for p in paths {
+            q = q.bind(p);
+        }
+        self.fetch_rows(q).await
+    }
+
     /// The connection for a batch that the writer thread leaves to sqlx.
     async fn write_conn(
         &self,
@@ -2234,6 +2252,25 @@ impl Settle for sqlx::pool::PoolConnection<sqlx::Sqlite> {
 /// moves on only from the version its writer saw and only while it is live; the version, its history
 /// row and the versions (with their history rows) falling out of the `max_versions` window hang off
 /// that update, so nothing else happens for a write whose row it did not match. `n` numbers the writes.
+/// [`PgStore::secret_value_rows`]'s statements, for one path and for an array of them: `$2` NULL
+/// takes the newest version not deleted, as the cache and SQLite do; otherwise version `$2`, deleted
+/// or not.
+fn secret_values_sql(path_cond: &str) -> String {
+    format!(
+        "SELECT {}, {} FROM secrets s LEFT JOIN LATERAL (\
+           SELECT * FROM secret_versions v WHERE v.tenant_id = s.tenant_id AND v.path = s.path \
+             AND ($2::int8 IS NULL OR v.version = $2) AND ($2::int8 IS NOT NULL OR v.deleted_at IS NULL) \
+           ORDER BY v.version DESC LIMIT 1) v ON true \
+         WHERE s.tenant_id = $1 AND {path_cond}",
+        prefixed("s", SECRET_COLS),
+        prefixed("v", VERSION_COLS)
+    )
+}
+static SECRET_VALUE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| secret_values_sql("s.path = $3::text"));
+static SECRET_VALUES: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| secret_values_sql("s.path = ANY($3::text[])"));
+
 static PUT_IN_PLACE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH x AS (\
@@ -2315,6 +2352,28 @@ impl PgStore {
         let mut conn = self.leases.read.get().await?;
         let rows = q.fetch_all(&mut *conn).await;
         conn.settle(rows)
+    }
+
+    /// Secrets by path, each with its newest live version or `version`: each secret a primary-key
+    /// lookup and its version one backward probe of the versions' primary key. Two statements, one
+    /// path or an array of them, so that neither's cached plan depends on how many paths come.
+    async fn secret_value_rows(
+        &self,
+        tenant_id: &str,
+        paths: &[String],
+        version: Option<i64>,
+    ) -> std::result::Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
+        let q = match paths {
+            [path] => sqlx::query(&SECRET_VALUE)
+                .bind(tenant_id)
+                .bind(version)
+                .bind(path),
+            _ => sqlx::query(&SECRET_VALUES)
+                .bind(tenant_id)
+                .bind(version)
+                .bind(paths),
+        };
+        self.fetch_rows(q).await
     }
 
     /// The committer's connection for a batch's transaction.

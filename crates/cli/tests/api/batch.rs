@@ -166,6 +166,24 @@ async fn batch_read_version_and_metadata(backend: Backend) {
         json!(["salesforce", "production"]),
         "{r}"
     );
+
+    // Without a version, each path gives its newest version that is not deleted.
+    s.delete(&format!("/v1/secrets/{SALESFORCE}?version=3"))
+        .await
+        .expect(200);
+    let r = s
+        .post(
+            "/v1/secrets/batch",
+            &json!({"paths": [SALESFORCE, SCAISEND]}),
+        )
+        .await;
+    r.expect(200);
+    assert_eq!(r.body["secrets"][SALESFORCE]["version"], 2, "{r}");
+    assert_eq!(
+        r.body["secrets"][SALESFORCE]["data"]["client_id"], "cid-2",
+        "{r}"
+    );
+    assert_eq!(r.body["secrets"][SCAISEND]["version"], 1, "{r}");
 }
 
 async fn batch_read_limits(backend: Backend) {
