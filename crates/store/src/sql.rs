@@ -1645,7 +1645,7 @@ macro_rules! impl_store {
                 // head only from there. If another node moved it, the batch runs again under the lock.
                 let mut hint = self.hinted_head(&ops);
                 let mut conn = self.write_conn().await?;
-                let (mut tx, mut batch, results, hinted) = loop {
+                let (mut tx, batch, results) = loop {
                     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                     // Heads are filled from the cache (SQLite), the hint or the database as tenants come up.
                     let mut batch = AuditBatch::default();
@@ -1722,10 +1722,10 @@ macro_rules! impl_store {
                         continue;
                     }
                     let Some((tenant, from)) = &hint else {
-                        break (tx, batch, results, false);
+                        break (tx, batch, results);
                     };
                     if Self::commit_from_hint(&mut *tx, tenant, from, &mut batch).await? {
-                        break (tx, batch, results, true);
+                        break (tx, batch, results);
                     }
                     tx.rollback().await?;
                     self.head_hints.lock().remove(tenant);
@@ -1734,9 +1734,10 @@ macro_rules! impl_store {
                 if ops.iter().zip(&results).any(|(op, r)| r.is_ok() && op.changes_auth()) {
                     sqlx::query("UPDATE auth_epoch SET epoch = epoch + 1 WHERE id = 1").execute(&mut *tx).await?;
                 }
-                let AuditBatch { heads, rows, access } = std::mem::take(&mut batch);
+                let AuditBatch { heads, rows, access } = batch;
                 Self::flush_audit(&mut *tx, &rows).await?;
-                let moved: Vec<(&String, &Head)> = if hinted { Vec::new() } else { heads.iter().collect() };
+                // A hinted batch moved its head with its rows.
+                let moved: Vec<(&String, &Head)> = if hint.is_some() { Vec::new() } else { heads.iter().collect() };
                 if !moved.is_empty() {
                     let values: Vec<String> = (0..moved.len()).map(|r| format!("({})", placeholders(r * 3 + 1, 3))).collect();
                     let sql = format!(
