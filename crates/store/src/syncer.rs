@@ -70,6 +70,13 @@ impl Syncer {
         self.failed.load(Ordering::Acquire)
     }
 
+    /// The flag [`Syncer::failed`] reads, for another thread whose sync of the database's files
+    /// failed: after a failed `fsync` the kernel may have dropped the pages, and a later one can
+    /// succeed without them, so nothing more may be acknowledged either.
+    pub fn failure_flag(&self) -> Arc<AtomicBool> {
+        self.failed.clone()
+    }
+
     /// Answers a committed batch once the WAL is on disk.
     pub fn submit(&mut self, answers: Answers) {
         match self.tx.send((self.submitted + 1, answers)) {
