@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A segment is closed once it holds this many bytes (a batch is never split across segments).
@@ -173,10 +173,18 @@ pub enum AuditSync {
 }
 
 /// The background `fdatasync` of [`AuditSync::Interval`].
+///
+/// Its thread parks while the journal is clean and [`Journal::append`] unparks it when a write makes
+/// the journal dirty, so an idle server does not wake it every interval. Dropping the [`Journal`]
+/// unparks it to exit.
 struct Flusher {
     file: parking_lot::Mutex<Arc<File>>,
     dirty: AtomicBool,
     failed: AtomicBool,
+    thread: std::sync::OnceLock<std::thread::Thread>,
+    /// Times the thread woke up, and `fdatasync`s it made (for tests).
+    wakes: AtomicU64,
+    syncs: AtomicU64,
 }
 
 impl Flusher {
@@ -185,11 +193,27 @@ impl Flusher {
             file: parking_lot::Mutex::new(file),
             dirty: AtomicBool::new(false),
             failed: AtomicBool::new(false),
+            thread: std::sync::OnceLock::new(),
+            wakes: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&me);
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("audit-journal-sync".into())
             .spawn(move || loop {
+                let dirty = match weak.upgrade() {
+                    Some(f) => {
+                        f.wakes.fetch_add(1, Ordering::Relaxed);
+                        f.dirty.load(Ordering::Acquire)
+                    }
+                    None => return,
+                };
+                if !dirty {
+                    // Unparked by the next write, or by the journal's drop (then `upgrade` fails).
+                    std::thread::park();
+                    continue;
+                }
+                // The writes of the next interval share this sync.
                 std::thread::sleep(every);
                 let Some(f) = weak.upgrade() else { return };
                 if f.dirty.swap(false, Ordering::AcqRel) {
@@ -199,10 +223,21 @@ impl Flusher {
                         f.failed.store(true, Ordering::Release);
                         return;
                     }
+                    f.syncs.fetch_add(1, Ordering::Relaxed);
                 }
             })
             .map_err(|e| StoreError::Config(format!("cannot start the audit journal sync thread: {e}")))?;
+        let _ = me.thread.set(handle.thread().clone());
         Ok(me)
+    }
+
+    /// Marks the journal dirty; wakes the thread if it was clean (and so the thread may be parked).
+    fn dirtied(&self) {
+        if !self.dirty.swap(true, Ordering::AcqRel) {
+            if let Some(t) = self.thread.get() {
+                t.unpark();
+            }
+        }
     }
 }
 
@@ -293,13 +328,25 @@ impl Journal {
         self.file.write_all_at(buf, self.len)?;
         match &self.flusher {
             None => self.file.sync_data()?,
-            Some(f) => f.dirty.store(true, Ordering::Release),
+            Some(f) => f.dirtied(),
         }
         self.len = end;
         Ok(Pos {
             segment: self.segment,
             offset: self.len,
         })
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if let Some(f) = self.flusher.take() {
+            let thread = f.thread.get().cloned();
+            drop(f);
+            if let Some(t) = thread {
+                t.unpark();
+            }
+        }
     }
 }
 
@@ -549,6 +596,37 @@ mod tests {
             assert_eq!((p.segment, p.offset), (8, buf.len() as u64));
             assert_eq!(segments(dir.path()).unwrap(), [7, 8]);
         }
+    }
+
+    /// The interval flusher sleeps while nothing is written, and syncs within its interval once
+    /// something is.
+    #[test]
+    fn the_interval_flusher_parks_while_idle_and_syncs_after_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(
+            dir.path(),
+            1,
+            AuditSync::Interval(std::time::Duration::from_millis(1)),
+        )
+        .unwrap();
+        let f = j.flusher.clone().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let wakes = f.wakes.load(Ordering::Relaxed);
+        assert!(wakes <= 3, "an idle flusher woke {wakes} times in 300 ms");
+        assert_eq!(f.syncs.load(Ordering::Relaxed), 0);
+
+        let mut buf = Vec::new();
+        encode(&mut buf, &rec(1)).unwrap();
+        j.append(&buf).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while f.syncs.load(Ordering::Relaxed) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no fdatasync after a write"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(!f.dirty.load(Ordering::Acquire));
     }
 
     #[test]
