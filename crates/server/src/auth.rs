@@ -111,7 +111,6 @@ impl Authenticator {
         self.identities.write().clear();
     }
 
-    #[tracing::instrument(skip_all)]
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Principal>, Error> {
         let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
             return Err(err(

@@ -21,7 +21,9 @@ use scaivault_crypto::{open_value, seal_value};
 use scaivault_store::{
     day_of, ListQuery, OpOutcome, PutSecret, SecretRow, UpdateMetadata, VersionRow, WriteOp,
 };
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/secrets", get(list)).route(
@@ -81,10 +83,20 @@ pub async fn decrypt(
     path: &str,
     v: &VersionRow,
 ) -> ApiResult<Value> {
-    let key = state.keys.tenant_key(tenant).await?;
-    let plain = open_value(&key, tenant, path, v.version, &v.sealed)
-        .map_err(|e| ApiError::internal("CR0001", e))?;
+    let plain = open(state, tenant, path, v).await?;
     serde_json::from_slice(&plain).map_err(|e| ApiError::internal("CR0002", e))
+}
+
+/// The decrypted value of a version: JSON text, as it was sealed.
+async fn open(
+    state: &AppState,
+    tenant: &str,
+    path: &str,
+    v: &VersionRow,
+) -> ApiResult<Zeroizing<Vec<u8>>> {
+    let key = state.keys.tenant_key(tenant).await?;
+    open_value(&key, tenant, path, v.version, &v.sealed)
+        .map_err(|e| ApiError::internal("CR0001", e))
 }
 
 /// Decides which version a read gets, or why it gets none.
@@ -128,15 +140,12 @@ async fn read(
         .await?
         .ok_or_else(|| Error::secret_not_found(path))?;
     let v = readable_version(path, &found, requested, now_micros())?;
-    let data = decrypt(&state, &ctx.tenant, path, v).await?;
+    let plain = open(&state, &ctx.tenant, path, v).await?;
+    // Validated, not parsed: the value goes out as the JSON text it was sealed as.
+    let data: &RawValue =
+        serde_json::from_slice(&plain).map_err(|e| ApiError::internal("CR0002", e))?;
     ctx.audit_extra("version", json!(v.version));
-    Ok(Json(view::secret_with_data(
-        &found.0,
-        v.version,
-        v.created_at,
-        data,
-    ))
-    .into_response())
+    Ok(Json(view::secret_read(&found.0, v.version, v.created_at, data)).into_response())
 }
 
 async fn live_secret(state: &AppState, tenant: &str, path: &str) -> ApiResult<SecretRow> {

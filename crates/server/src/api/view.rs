@@ -3,6 +3,7 @@
 use scaivault_core::secret::Metadata;
 use scaivault_core::time_fmt::{opt_rfc3339, rfc3339};
 use scaivault_store::{AccessStats, SecretRow};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 pub fn metadata_of(s: &SecretRow) -> Metadata {
@@ -28,25 +29,62 @@ pub fn secret_summary(s: &SecretRow) -> Value {
     })
 }
 
-/// A read: the value of one version plus the secret's descriptive fields.
-pub fn secret_with_data(
-    s: &SecretRow,
+/// A read (`GET /v1/secrets/{path}`): the value of one version plus the secret's descriptive
+/// fields, serialised straight from the row and the decrypted bytes, with no JSON tree of either.
+/// Fields in the sorted order serde_json gives an object, so the bytes are those of the tree (a
+/// test checks they agree).
+#[derive(serde::Serialize)]
+pub struct SecretRead<'a> {
+    created_at: String,
+    data: &'a RawValue,
+    expires_at: Option<String>,
+    metadata: MetadataOut,
+    path: &'a str,
+    rotation_policy_id: Option<&'a str>,
+    secret_policy_id: Option<&'a str>,
+    secret_type: &'a str,
+    updated_at: String,
+    version: i64,
+}
+
+/// [`metadata_json`]'s object, in its sorted field order.
+#[derive(serde::Serialize)]
+struct MetadataOut {
+    custom: Map<String, Value>,
+    description: Option<String>,
+    owner: Option<String>,
+    tags: Vec<String>,
+}
+
+/// `data` is the decrypted value (JSON text, as sealed), validated but not parsed into a tree.
+pub fn secret_read<'a>(
+    s: &'a SecretRow,
     version: i64,
     version_created_at: i64,
-    data: Value,
-) -> Value {
-    json!({
-        "path": s.path,
-        "secret_type": s.secret_type,
-        "version": version,
-        "data": data,
-        "metadata": metadata_json(&metadata_of(s)),
-        "created_at": rfc3339(s.created_at),
-        "updated_at": rfc3339(version_created_at),
-        "expires_at": opt_rfc3339(s.expires_at),
-        "rotation_policy_id": s.rotation_policy_id,
-        "secret_policy_id": s.secret_policy_id,
-    })
+    data: &'a RawValue,
+) -> SecretRead<'a> {
+    let m = if s.metadata == "{}" {
+        Metadata::default()
+    } else {
+        metadata_of(s)
+    };
+    SecretRead {
+        created_at: rfc3339(s.created_at),
+        data,
+        expires_at: opt_rfc3339(s.expires_at),
+        metadata: MetadataOut {
+            custom: m.custom,
+            description: m.description,
+            owner: m.owner,
+            tags: m.tags,
+        },
+        path: &s.path,
+        rotation_policy_id: s.rotation_policy_id.as_deref(),
+        secret_policy_id: s.secret_policy_id.as_deref(),
+        secret_type: &s.secret_type,
+        updated_at: rfc3339(version_created_at),
+        version,
+    }
 }
 
 /// Metadata view (`GET …/metadata`, batch metadata, list with `include_metadata`).
@@ -170,6 +208,53 @@ mod tests {
             recoverable_until: None,
             restored_at: None,
             restored_by: None,
+        }
+    }
+
+    /// The tree a read's body was built as before [`SecretRead`].
+    fn secret_with_data(
+        s: &SecretRow,
+        version: i64,
+        version_created_at: i64,
+        data: Value,
+    ) -> Value {
+        json!({
+            "path": s.path,
+            "secret_type": s.secret_type,
+            "version": version,
+            "data": data,
+            "metadata": metadata_json(&metadata_of(s)),
+            "created_at": rfc3339(s.created_at),
+            "updated_at": rfc3339(version_created_at),
+            "expires_at": opt_rfc3339(s.expires_at),
+            "rotation_policy_id": s.rotation_policy_id,
+            "secret_policy_id": s.secret_policy_id,
+        })
+    }
+
+    #[test]
+    fn a_read_is_the_same_json_as_the_tree() {
+        let mut with_ids = row(
+            r#"{"tags":["x"],"owner":"o","description":"d\"q","custom":{"b":[1,{"z":null,"a":2}],"a":"\u00e9"}}"#,
+            Some(1_800_000_000_000_000),
+        );
+        with_ids.rotation_policy_id = Some("rp_1".into());
+        with_ids.secret_policy_id = Some("sp_\"2".into());
+        let data =
+            json!({"user": "u", "password": "p\"w\u{1}", "nested": {"k": [1, 2.5, true, null]}});
+        let sealed = serde_json::to_vec(&data).unwrap();
+        for r in [row("{}", None), row("not json", Some(5)), with_ids] {
+            let raw: &RawValue = serde_json::from_slice(&sealed).unwrap();
+            assert_eq!(
+                serde_json::to_string(&secret_read(&r, 7, 1_776_967_200_000_001, raw)).unwrap(),
+                serde_json::to_string(&secret_with_data(
+                    &r,
+                    7,
+                    1_776_967_200_000_001,
+                    data.clone()
+                ))
+                .unwrap()
+            );
         }
     }
 
