@@ -7,6 +7,10 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 pub fn metadata_of(s: &SecretRow) -> Metadata {
+    // Most secrets carry no metadata: no parse for them.
+    if s.metadata == "{}" {
+        return Metadata::default();
+    }
     serde_json::from_str(&s.metadata).unwrap_or_default()
 }
 
@@ -63,11 +67,7 @@ pub fn secret_read<'a>(
     version_created_at: i64,
     data: &'a RawValue,
 ) -> SecretRead<'a> {
-    let m = if s.metadata == "{}" {
-        Metadata::default()
-    } else {
-        metadata_of(s)
-    };
+    let m = metadata_of(s);
     SecretRead {
         created_at: rfc3339(s.created_at),
         data,
