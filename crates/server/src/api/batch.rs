@@ -3,9 +3,9 @@
 //! sub-resources of single secrets (`…/restore`).
 
 use super::ctx::{AuditItem, Ctx};
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
 use super::extract::{JsonObject, PathParam};
-use super::secrets::{decrypt, readable_version, restore};
+use super::secrets::{open, readable_version, restore};
 use super::view;
 use crate::authz::Permission;
 use crate::state::AppState;
@@ -16,8 +16,9 @@ use scaivault_core::path::{self as spath, Pattern};
 use scaivault_core::time_fmt::now_micros;
 use scaivault_core::{Error, ErrorCode, FieldError};
 use scaivault_store::{day_of, ListQuery};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub const MAX_BATCH_PATHS: usize = 100;
 const MAX_EXPANSION: usize = 1000;
@@ -167,7 +168,8 @@ async fn batch_read(state: &AppState, ctx: &Ctx, body: Map<String, Value>) -> Ap
         (HashMap::new(), vec![])
     };
     let now = now_micros();
-    let mut secrets = Map::new();
+    // The decrypted values are kept (zeroised on drop) until the answer is serialised from them.
+    let mut opened = Vec::with_capacity(wanted.len());
     let mut errs = Map::new();
     for (p, auth) in outcome {
         let result = match auth {
@@ -179,15 +181,16 @@ async fn batch_read(state: &AppState, ctx: &Ctx, body: Map<String, Value>) -> Ap
         };
         match result {
             Ok((found, v)) => {
-                let data = decrypt(state, tenant, &p, v).await?;
-                let mut entry = json!({ "data": data, "version": v.version, "secret_type": found.0.secret_type });
-                if include_metadata {
+                let plain = open(state, tenant, &p, v).await?;
+                // Checked here, so a value that is not JSON fails the batch before the reads after it
+                // are audited; borrowed again below for the answer.
+                valid_json(&plain)?;
+                let metadata = include_metadata.then(|| {
                     let a = access.iter().find(|a| a.path == p);
-                    entry["metadata"] =
-                        view::metadata_view(&found.0, counts.get(&p).copied().unwrap_or(0), a);
-                }
+                    view::metadata_view(&found.0, counts.get(&p).copied().unwrap_or(0), a)
+                });
                 ctx.audit_item(item("read", &p, None));
-                secrets.insert(p, entry);
+                opened.push((p, found, v.version, metadata, plain));
             }
             Err(e) => {
                 ctx.audit_item(item("read", &p, Some(&e)));
@@ -198,14 +201,52 @@ async fn batch_read(state: &AppState, ctx: &Ctx, body: Map<String, Value>) -> Ap
             }
         }
     }
+    let mut secrets = BTreeMap::new();
+    for (p, found, version, metadata, plain) in opened.iter_mut() {
+        let data = valid_json(plain)?;
+        let secret = BatchSecret {
+            data,
+            metadata: metadata.take(),
+            secret_type: &found.0.secret_type,
+            version: *version,
+        };
+        secrets.insert(p.as_str(), secret);
+    }
     let (retrieved, failed) = (secrets.len(), errs.len());
     // A batch is one batch call (taken by the pipeline) plus one read per secret returned.
     let n = u32::try_from(retrieved).unwrap_or(u32::MAX);
     super::ctx::take_rate(state, ctx, crate::ratelimit::Category::Read, n, true).await;
-    Ok(Json(
-        json!({ "secrets": secrets, "errors": errs, "retrieved": retrieved, "failed": failed }),
-    )
+    Ok(Json(BatchRead {
+        errors: errs,
+        failed,
+        retrieved,
+        secrets,
+    })
     .into_response())
+}
+
+/// Validated, not parsed: a decrypted value goes out as the JSON text it was sealed as.
+fn valid_json(plain: &[u8]) -> Result<&RawValue, ApiError> {
+    serde_json::from_slice(plain).map_err(|e| ApiError::internal("CR0002", e))
+}
+
+/// A batch read's answer, serialised straight from the decrypted values; fields in the sorted order a
+/// `serde_json` tree of the same answer has, so the bytes are the same.
+#[derive(serde::Serialize)]
+struct BatchRead<'a> {
+    errors: Map<String, Value>,
+    failed: usize,
+    retrieved: usize,
+    secrets: BTreeMap<&'a str, BatchSecret<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct BatchSecret<'a> {
+    data: &'a RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Value>,
+    secret_type: &'a str,
+    version: i64,
 }
 
 async fn batch_metadata(
@@ -343,4 +384,75 @@ async fn batch_metadata(
         json!({ "metadata": metadata, "errors": errs, "retrieved": retrieved, "failed": failed }),
     )
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BatchRead, BatchSecret};
+    use serde_json::value::RawValue;
+    use serde_json::{json, Map, Value};
+    use std::collections::BTreeMap;
+
+    /// The answer serialised from the decrypted values is byte for byte the tree it replaced: secrets
+    /// by path, each with `data`, `metadata` only when asked for, `secret_type` and `version`.
+    #[test]
+    fn a_batch_answer_is_the_same_json_as_the_tree() {
+        let values = [
+            json!({"user": "u", "password": "p\"w\u{1}", "nested": {"k": [1, 2.5, true, null]}}),
+            json!({"value": "x"}),
+            json!({}),
+        ];
+        let sealed: Vec<Vec<u8>> = values
+            .iter()
+            .map(|v| serde_json::to_vec(v).unwrap())
+            .collect();
+        let raw: Vec<&RawValue> = sealed
+            .iter()
+            .map(|s| serde_json::from_slice(s).unwrap())
+            .collect();
+        let metadata = json!({"description": "d", "tags": ["a"], "version_count": 3});
+        let mut errors = Map::new();
+        errors.insert(
+            "app/z".into(),
+            json!({"code": "SECRET_NOT_FOUND", "message": "m"}),
+        );
+        for with_metadata in [false, true] {
+            let m = || with_metadata.then(|| metadata.clone());
+            // Inserted out of order: the answer lists secrets by path, as the tree's map does.
+            let items = [("b/2", "kv", 7), ("a/1", "password", 1), ("a/10", "kv", 2)];
+            let mut secrets = BTreeMap::new();
+            let mut tree = Map::new();
+            for ((path, secret_type, version), (data, value)) in
+                items.into_iter().zip(raw.iter().zip(&values))
+            {
+                secrets.insert(
+                    path,
+                    BatchSecret {
+                        data,
+                        metadata: m(),
+                        secret_type,
+                        version,
+                    },
+                );
+                let mut entry =
+                    json!({ "data": value, "version": version, "secret_type": secret_type });
+                if let Some(m) = m() {
+                    entry["metadata"] = m;
+                }
+                tree.insert(path.to_owned(), entry);
+            }
+            let answer = BatchRead {
+                errors: errors.clone(),
+                failed: 1,
+                retrieved: 3,
+                secrets,
+            };
+            let tree: Value =
+                json!({ "secrets": tree, "errors": errors, "retrieved": 3, "failed": 1 });
+            assert_eq!(
+                serde_json::to_string(&answer).unwrap(),
+                serde_json::to_string(&tree).unwrap()
+            );
+        }
+    }
 }

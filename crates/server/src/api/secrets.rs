@@ -88,7 +88,7 @@ pub async fn decrypt(
 }
 
 /// The decrypted value of a version: JSON text, as it was sealed.
-async fn open(
+pub async fn open(
     state: &AppState,
     tenant: &str,
     path: &str,
