@@ -3,9 +3,9 @@
 //! sub-resources of single secrets (`…/restore`).
 
 use super::ctx::{AuditItem, Ctx};
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::extract::{JsonObject, PathParam};
-use super::secrets::{open, readable_version, restore};
+use super::secrets::{open, readable_version, restore, valid_json};
 use super::view;
 use crate::authz::Permission;
 use crate::state::AppState;
@@ -223,11 +223,6 @@ async fn batch_read(state: &AppState, ctx: &Ctx, body: Map<String, Value>) -> Ap
         secrets,
     })
     .into_response())
-}
-
-/// Validated, not parsed: a decrypted value goes out as the JSON text it was sealed as.
-fn valid_json(plain: &[u8]) -> Result<&RawValue, ApiError> {
-    serde_json::from_slice(plain).map_err(|e| ApiError::internal("CR0002", e))
 }
 
 /// A batch read's answer, serialised straight from the decrypted values; fields in the sorted order a

@@ -99,6 +99,11 @@ pub async fn open(
         .map_err(|e| ApiError::internal("CR0001", e))
 }
 
+/// Validated, not parsed: a decrypted value goes out as the JSON text it was sealed as.
+pub fn valid_json(plain: &[u8]) -> Result<&RawValue, ApiError> {
+    serde_json::from_slice(plain).map_err(|e| ApiError::internal("CR0002", e))
+}
+
 /// Decides which version a read gets, or why it gets none.
 pub fn readable_version<'a>(
     path: &str,
@@ -141,9 +146,7 @@ async fn read(
         .ok_or_else(|| Error::secret_not_found(path))?;
     let v = readable_version(path, &found, requested, now_micros())?;
     let plain = open(&state, &ctx.tenant, path, v).await?;
-    // Validated, not parsed: the value goes out as the JSON text it was sealed as.
-    let data: &RawValue =
-        serde_json::from_slice(&plain).map_err(|e| ApiError::internal("CR0002", e))?;
+    let data = valid_json(&plain)?;
     ctx.audit_extra("version", json!(v.version));
     Ok(Json(view::secret_read(&found.0, v.version, v.created_at, data)).into_response())
 }
